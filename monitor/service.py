@@ -1,0 +1,135 @@
+"""Wires one poll cycle together: config reload, feed sync, the pipeline, cycle records, digests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from monitor.errors import ConfigError, MonitorError, WatchlistError
+from monitor.fetch import Fetcher
+from monitor.match import MatcherCache
+from monitor.pipeline import CycleDeps, CycleReport, FeedOutcome, Matcher, run_cycle
+from monitor.settings import Config, load_config
+from monitor.store import Storage
+from monitor.store.items import CycleSummary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Monitor:
+    """The long-lived state of a running monitor: config, storage and the current watchlist."""
+
+    config: Config
+    storage: Storage
+    clock: Callable[[], datetime]
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    executor: Executor | None = None
+    matchers: MatcherCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        corpus = Path(self.config.settings.matching.corpus)
+        self.matchers = MatcherCache(corpus if corpus.is_dir() else None)
+
+    def reload(self) -> None:
+        """Pick up edits of feeds.yaml and watchlist.yaml; a bad edit keeps what was in force."""
+        try:
+            fresh = load_config(self.config.directory, self.env)
+        except ConfigError as e:
+            log.error("configuration not reloaded, the previous one stays in force: %s", e)
+            for problem in e.problems:
+                log.error("  %s", problem)
+        else:
+            self.config = Config(self.config.directory, self.config.settings, fresh.feeds)
+        self.storage.sync_feeds(self.config.feeds, self.clock())
+
+    def matcher(self) -> Matcher | None:
+        """The watchlist in force, recompiled when the file changed."""
+        path = self.config.watchlist_path
+        try:
+            return self.matchers.reload(path)
+        except WatchlistError as e:
+            log.error("watchlist not reloaded, the previous one stays in force: %s", e)
+            for problem in e.problems:
+                log.error("  %s", problem)
+            return self.matchers.current
+
+    def poll(
+        self,
+        urls: Sequence[str] | None = None,
+        *,
+        due_only: bool = True,
+        on_start: Callable[[int], None] | None = None,
+        on_feed: Callable[[FeedOutcome], None] | None = None,
+    ) -> CycleReport:
+        """Run one cycle over the due feeds (or the named or all enabled ones), then deliver
+        immediate digests."""
+        self.reload()
+        matcher = self.matcher()
+        now = self.clock()
+        settings = self.config.settings
+        if urls or not due_only:
+            feeds = self.storage.selected_feeds(urls)
+        else:
+            feeds = self.storage.due_feeds(now, settings.schedule.batch_size)
+        if on_start:
+            on_start(len(feeds))
+        cycle_id = self.storage.start_cycle(now, matcher.version if matcher else None)
+        report = asyncio.run(self._run(feeds, matcher, on_feed))
+        self.storage.finish_cycle(cycle_id, _summary(report))
+        if report.new_matches:
+            self.deliver("immediate")
+        return report
+
+    async def _run(
+        self,
+        feeds: Sequence[object],
+        matcher: Matcher | None,
+        on_feed: Callable[[FeedOutcome], None] | None,
+    ) -> CycleReport:
+        async with Fetcher(self.config.settings.http) as fetcher:
+            deps = CycleDeps(
+                storage=self.storage,
+                fetcher=fetcher,
+                matcher=matcher,
+                settings=self.config.settings,
+                clock=self.clock,
+                executor=self.executor,
+                on_feed=on_feed,
+            )
+            return await run_cycle(deps, feeds)  # type: ignore[arg-type]
+
+    def deliver(self, trigger: str, channel: str | None = None) -> None:
+        """Send the digests due on `trigger`; a failing channel is logged and retried later."""
+        from alerts.service import deliver
+
+        try:
+            for report in deliver(
+                self.storage.engine,
+                self.config.settings,
+                now=self.clock(),
+                trigger=trigger,  # type: ignore[arg-type]
+                channel=channel,
+                env=self.env,
+            ):
+                log.info("%s", report)
+        except MonitorError as e:
+            log.error("digest delivery failed: %s", e)
+
+
+def _summary(report: CycleReport) -> CycleSummary:
+    return CycleSummary(
+        started_at=report.started_at,
+        finished_at=report.finished_at,
+        feeds_fetched=report.count("fetched"),
+        feeds_not_modified=report.count("not_modified"),
+        feeds_failed=report.count("failed"),
+        new_items=report.new_items,
+        new_matches=report.new_matches,
+    )

@@ -1,0 +1,227 @@
+"""Database tables (SQLAlchemy Core); the Alembic migrations must produce exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+# Primary keys: BIGINT on PostgreSQL, INTEGER (rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+#: Marks the database as ours; a database without it (and not empty) is refused.
+meta = Table(
+    "monitor_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False, unique=True),
+    #: Where the feed permanently moved (301/308); polled instead of `url`.
+    Column("moved_to", Text),
+    Column("name", Text),
+    Column("title", Text),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("lang", String(8)),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("interval_s", Integer, nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("next_fetch_at", UtcDateTime, index=True),
+    Column("last_fetch_at", UtcDateTime),
+    Column("last_success_at", UtcDateTime),
+    Column("last_status", Integer),
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("first_error_at", UtcDateTime),
+    Column("last_error", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("feed_id", Id, ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    Column("identity", Text, nullable=False),
+    Column("guid", Text),
+    Column("url", Text),
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("author", Text),
+    Column("published_at", UtcDateTime),
+    Column("updated_at", UtcDateTime),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    #: The earliest stored item with the same canonical URL or content hash, if another.
+    Column("duplicate_of", Id, ForeignKey("items.id", ondelete="SET NULL")),
+    Column("story_id", Id, ForeignKey("stories.id", ondelete="SET NULL")),
+    UniqueConstraint("feed_id", "identity", name="uq_items_feed_identity"),
+    Index("ix_items_first_seen_at", "first_seen_at"),
+    Index("ix_items_url", "url"),
+    Index("ix_items_content_hash", "content_hash"),
+    Index("ix_items_story_id", "story_id"),
+)
+
+matches = Table(
+    "matches",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("score", Float, nullable=False),
+    Column("topics", JSON, nullable=False),
+    Column("actors", JSON, nullable=False),
+    #: Hits, score parts, snippet, nearest seed: everything a person needs to check it.
+    Column("evidence", JSON, nullable=False),
+    Column("watchlist_version", String(64), nullable=False),
+    Column("matched_at", UtcDateTime, nullable=False, index=True),
+)
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    #: Not a foreign key (items already refer to stories); kept valid by the story code.
+    Column("representative_item_id", Id),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False, index=True),
+    Column("item_count", Integer, nullable=False, default=1),
+    Column("actors", JSON, nullable=False, default=list),
+    Column("topics", JSON, nullable=False, default=list),
+    Column("terms", JSON, nullable=False, default=list),
+)
+
+#: MinHash LSH bands of stored items, so the index survives restarts.
+story_bands = Table(
+    "story_bands",
+    metadata,
+    Column("band", Integer, primary_key=True),
+    Column("band_hash", BigInteger, primary_key=True),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Index("ix_story_bands_first_seen_at", "first_seen_at"),
+)
+
+item_signatures = Table(
+    "item_signatures",
+    metadata,
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("signature", LargeBinary, nullable=False),
+)
+
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("channel", String(128), nullable=False),
+    #: pending → sent, or failed (retried at next_attempt_at).
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("period_start", UtcDateTime),
+    Column("period_end", UtcDateTime, nullable=False),
+    Column("message_id", Text, nullable=False),
+    Column("entry_count", Integer, nullable=False),
+    #: The digest as built (entries, header, footer), so a resend is identical.
+    Column("payload", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime),
+    Column("last_error", Text),
+    Column("sent_at", UtcDateTime),
+    Index("ix_digests_channel_status", "channel", "status"),
+)
+
+#: Which match went out in which digest, per channel: each match reaches a channel once.
+digest_matches = Table(
+    "digest_matches",
+    metadata,
+    Column("channel", String(128), primary_key=True),
+    Column("match_id", Id, ForeignKey("matches.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest_id", Id, ForeignKey("digests.id", ondelete="CASCADE"), nullable=False),
+    Index("ix_digest_matches_digest_id", "digest_id"),
+)
+
+#: What each channel has been told about each story (for updates, never repeats).
+story_deliveries = Table(
+    "story_deliveries",
+    metadata,
+    Column("channel", String(128), primary_key=True),
+    Column("story_id", Id, ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest_id", Id, ForeignKey("digests.id", ondelete="CASCADE"), nullable=False),
+    Column("actors", JSON, nullable=False),
+    Column("topics", JSON, nullable=False),
+    Column("terms", JSON, nullable=False),
+    Column("item_count", Integer, nullable=False),
+)
+
+cycles = Table(
+    "cycles",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("started_at", UtcDateTime, nullable=False, index=True),
+    Column("finished_at", UtcDateTime),
+    Column("feeds_fetched", Integer, nullable=False, default=0),
+    Column("feeds_not_modified", Integer, nullable=False, default=0),
+    Column("feeds_failed", Integer, nullable=False, default=0),
+    Column("new_items", Integer, nullable=False, default=0),
+    Column("new_matches", Integer, nullable=False, default=0),
+    Column("watchlist_version", String(64)),
+)

@@ -1,0 +1,97 @@
+"""YAML files users edit: round-trip load and atomic save that keep comments, and line lookup."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from monitor.errors import ConfigError
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 110
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def load(path: Path) -> Any:
+    """Load a YAML file round-trip (comments kept); a syntax error names the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: file not found") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from e
+    return loads(text, source=str(path))
+
+
+def loads(text: str, *, source: str = "<string>") -> Any:
+    try:
+        return _yaml().load(text)
+    except YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{source}{where}: invalid YAML: {problem}") from e
+
+
+def dumps(data: Any) -> str:
+    buf = io.StringIO()
+    _yaml().dump(data, buf)
+    return buf.getvalue()
+
+
+def save(path: Path, data: Any) -> None:
+    """Write YAML atomically (temp file, fsync, rename), keeping comments and order."""
+    write_atomic(path, dumps(data).encode("utf-8"))
+
+
+def write_atomic(path: Path, payload: bytes) -> None:
+    """Replace `path` with `payload` so readers see the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def line_of(data: Any, loc: Sequence[str | int]) -> int | None:
+    """1-based line of the deepest node on `loc` that the document has, or None."""
+    node = data
+    line: int | None = None
+    for key in loc:
+        if isinstance(node, CommentedMap) and key in node:
+            pos = node.lc.key(key)
+            line = pos[0] + 1 if pos else line
+            node = node[key]
+        elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
+            pos = node.lc.item(key)
+            line = pos[0] + 1 if pos else line
+            node = node[key]
+        else:
+            break
+    return line
