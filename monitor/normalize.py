@@ -1,0 +1,324 @@
+"""Raw entries in, normalised items out: plain text, canonical URLs, UTC dates, stable ids."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+
+from monitor.lang import detect_lang
+from monitor.types import Item, ParsedFeed, RawEntry
+
+TITLE_MAX = 1_000
+SUMMARY_MAX = 5_000
+CONTENT_MAX = 50_000
+URL_MAX = 2_000
+AUTHOR_MAX = 500
+GUID_MAX = 1_000
+#: Dates further ahead than this are taken as wrong and set to `now`.
+FUTURE_TOLERANCE = timedelta(minutes=10)
+UNTITLED = "(untitled)"
+_TITLE_FROM_SUMMARY_WORDS = 12
+_TITLE_FROM_SUMMARY_CHARS = 120
+
+_TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "gclsrc",
+        "dclid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "yclid",
+        "_ga",
+        "_gl",
+        "igshid",
+        "ref_src",
+        "ref_url",
+        "twclid",
+        "ttclid",
+        "li_fat_id",
+        "wt.mc_id",
+        "oly_enc_id",
+        "oly_anon_id",
+        "vero_id",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "spm",
+        "cmpid",
+        "at_medium",
+        "at_campaign",
+        "ns_mchannel",
+        "ns_source",
+        "ns_campaign",
+        "ns_linkname",
+        "ns_fee",
+    }
+)
+_TRACKING_PREFIXES = ("utm_", "pk_", "mtm_")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_PATH_SAFE = "/:@!$&'()*+,;=%~-._"
+
+#: Elements whose text is never shown (dropped with their contents).
+_HIDDEN_RE = re.compile(
+    r"<(script|style|template|noscript|applet)\b[^>]*+>.*?(?:</\1\s*>|\Z)",
+    re.IGNORECASE | re.DOTALL,
+)
+_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+_CDATA_RE = re.compile(r"<!\[CDATA\[(.*?)(?:\]\]>|\Z)", re.DOTALL)
+_BLOCK_TAG_RE = re.compile(
+    r"<(?:br|p|div|li|ul|ol|h[1-6]|tr|table|blockquote|pre|section|article|header|footer"
+    r"|aside|figure|figcaption|hr|dd|dt|dl|address|main|nav|details|summary)\b"
+    r"(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>"
+    r"|</(?:p|div|li|ul|ol|h[1-6]|tr|table|blockquote|pre|section|article|header|footer"
+    r"|aside|figure|figcaption|dd|dt|dl|address|main|nav|details|summary)\s*>",
+    re.IGNORECASE,
+)
+_CELL_TAG_RE = re.compile(r"</?t[dh]\b[^>]*+>", re.IGNORECASE)
+_ANY_TAG_RE = re.compile(r"</?[A-Za-z][^\s/>]*+(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>|<![^>]*+>")
+_SPACES_RE = re.compile(r"[^\S\n]+")
+_NEWLINES_RE = re.compile(r"\s*\n\s*")
+_WHITESPACE_RE = re.compile(r"\s+")
+#: C0 controls (except tab and newline), DEL and lone surrogates: PostgreSQL refuses them.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_PUNCTUATION_RE = re.compile(r"[^\w\s]|_")
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedFeed:
+    """A feed's entries as items ready for deduplication, plus what went wrong on the way."""
+
+    items: tuple[Item, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def normalize_entries(
+    feed: ParsedFeed, *, now: datetime, max_items: int = 500, feed_lang: str | None = None
+) -> NormalizedFeed:
+    """Normalise a parsed feed's entries in document order; `now` must be timezone-aware."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    warnings: list[str] = [feed.warning] if feed.warning else []
+    entries = feed.entries
+    if len(entries) > max_items:
+        warnings.append(f"feed has {len(entries)} items, kept the first {max_items}")
+        entries = entries[:max_items]
+    base = feed.link or ""
+    hint = feed_lang
+    items: list[Item] = []
+    seen: dict[str, set[str]] = {}
+    dropped = 0
+    for entry in entries:
+        item = _normalize_entry(entry, base=base, now=now, hint=hint, feed_hint=feed.lang)
+        identity = _unique_identity(item, seen)
+        if identity is None:
+            dropped += 1
+            continue
+        items.append(item if identity == item.identity else _with_identity(item, identity))
+    if dropped:
+        warnings.append(f"dropped {dropped} exact duplicate items (same GUID and content)")
+    return NormalizedFeed(items=tuple(items), warnings=tuple(warnings))
+
+
+def _normalize_entry(
+    entry: RawEntry, *, base: str, now: datetime, hint: str | None, feed_hint: str | None
+) -> Item:
+    summary = _flat(html_to_text(entry.summary or ""), SUMMARY_MAX)
+    content = _cap(html_to_text(entry.content or ""), CONTENT_MAX)
+    title = _flat(html_to_text(entry.title or ""), TITLE_MAX) or _title_from(summary or content)
+    url = _item_url(entry.link, base)
+    guid = _clean_id(entry.guid)
+    return Item(
+        identity=_identity(guid, url, entry.link, title, summary, content),
+        guid=guid,
+        url=url,
+        title=title,
+        summary=summary,
+        content=content,
+        author=_flat(entry.author or "", AUTHOR_MAX) or None,
+        published_at=_clamp(entry.published, now),
+        updated_at=_clamp(entry.updated, now),
+        first_seen_at=now,
+        lang=detect_lang(f"{title}\n{summary}", hint=hint or entry.lang or feed_hint),
+        content_hash=content_hash(title, summary),
+    )
+
+
+# --- identity -----------------------------------------------------------------------------
+
+
+def _identity(
+    guid: str | None, url: str | None, link: str | None, title: str, summary: str, content: str
+) -> str:
+    if guid:
+        return guid
+    if url:
+        return url
+    raw_link = _clean_id(link)
+    if raw_link:
+        return raw_link
+    return "sha256:" + _sha256("\x1f".join((title, summary, content)))
+
+
+def _unique_identity(item: Item, seen: dict[str, set[str]]) -> str | None:
+    """The item's identity, content-qualified for a repeated GUID; None for an exact copy.
+
+    `seen` maps each identity given out so far to the fingerprints of the items sharing its
+    base identity, so a copy is recognised whatever its position.
+    """
+    fingerprint = _sha256(_fingerprint(item))[:16]
+    known = seen.get(item.identity)
+    if known is None:
+        seen[item.identity] = {fingerprint}
+        return item.identity
+    if fingerprint in known:
+        return None
+    known.add(fingerprint)
+    qualified = f"{item.identity}#{fingerprint}"
+    seen[qualified] = {fingerprint}
+    return qualified
+
+
+def _fingerprint(item: Item) -> str:
+    return "\x1f".join((item.url or "", item.title, item.summary, item.content))
+
+
+def _with_identity(item: Item, identity: str) -> Item:
+    return Item(
+        identity=identity,
+        guid=item.guid,
+        url=item.url,
+        title=item.title,
+        summary=item.summary,
+        content=item.content,
+        author=item.author,
+        published_at=item.published_at,
+        updated_at=item.updated_at,
+        first_seen_at=item.first_seen_at,
+        lang=item.lang,
+        content_hash=item.content_hash,
+    )
+
+
+def _clean_id(value: str | None) -> str | None:
+    if not value:
+        return None
+    cleaned = _CONTROL_RE.sub("", value).strip()
+    if len(cleaned) > GUID_MAX:
+        return "sha256:" + _sha256(cleaned)
+    return cleaned or None
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+def html_to_text(html_text: str) -> str:
+    """Plain text from an HTML fragment: tags gone, entities decoded, one newline per break."""
+    text = html_text
+    if "<" in text:
+        text = _strip_tags(text)
+    if "&" in text:
+        text = html.unescape(text)
+    text = _CONTROL_RE.sub("", text)
+    text = _SPACES_RE.sub(" ", text)
+    return _NEWLINES_RE.sub("\n", text).strip()
+
+
+def _strip_tags(text: str) -> str:
+    text = _COMMENT_RE.sub("", text)
+    if "<![" in text:
+        text = _CDATA_RE.sub(lambda m: html.escape(m.group(1), quote=False), text)
+    text = _HIDDEN_RE.sub("", text)
+    text = _BLOCK_TAG_RE.sub("\n", text)
+    text = _CELL_TAG_RE.sub(" ", text)
+    return _ANY_TAG_RE.sub("", text)
+
+
+def _flat(text: str, limit: int) -> str:
+    """One line of text, collapsed and capped."""
+    if "\n" in text or "\t" in text:
+        text = _WHITESPACE_RE.sub(" ", text)
+    return _cap(text.strip(), limit)
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip()
+
+
+def _title_from(text: str) -> str:
+    """The first words of `text` as a stand-in title, with an ellipsis when cut."""
+    words = text.split()
+    if not words:
+        return UNTITLED
+    head = " ".join(words[:_TITLE_FROM_SUMMARY_WORDS])
+    if len(head) > _TITLE_FROM_SUMMARY_CHARS:
+        head = head[:_TITLE_FROM_SUMMARY_CHARS].rsplit(" ", 1)[0]
+    cut = len(head) < len(" ".join(words))
+    return head + "…" if cut else head
+
+
+def content_hash(title: str, summary: str) -> str:
+    """sha256 of casefolded, punctuation-free, whitespace-collapsed title + summary."""
+    return _sha256(_hash_form(title) + "\x1f" + _hash_form(summary))
+
+
+def _hash_form(text: str) -> str:
+    return " ".join(_PUNCTUATION_RE.sub(" ", text.casefold()).split())
+
+
+# --- URLs and dates -----------------------------------------------------------------------
+
+
+def _item_url(link: str | None, base: str) -> str | None:
+    if not link:
+        return None
+    link = link.strip()
+    if base and "://" not in link[:12]:
+        link = urljoin(base, link)
+    return canonical_url(link)
+
+
+def canonical_url(url: str) -> str | None:
+    """http(s) URL with lower-cased scheme and host, no default port, tracking or fragment."""
+    try:
+        parts = urlsplit(_CONTROL_RE.sub("", url).strip())
+        scheme = parts.scheme.lower()
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return None
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    path = quote(parts.path, safe=_PATH_SAFE) or "/"
+    canonical = urlunsplit((scheme, netloc, path, _clean_query(parts.query), ""))
+    return canonical if len(canonical) <= URL_MAX else None
+
+
+def _clean_query(query: str) -> str:
+    if not query:
+        return ""
+    kept = [pair for pair in query.split("&") if pair and not _is_tracking(pair)]
+    return "&".join(kept)
+
+
+def _is_tracking(pair: str) -> bool:
+    key = pair.split("=", 1)[0].lower()
+    return key in _TRACKING_PARAMS or key.startswith(_TRACKING_PREFIXES)
+
+
+def _clamp(moment: datetime | None, now: datetime) -> datetime | None:
+    if moment is None:
+        return None
+    return now if moment > now + FUTURE_TOLERANCE else moment
