@@ -1,0 +1,754 @@
+"""The matcher: a watchlist compiled into a token automaton, and the pure scoring of one item.
+
+    text ─ prepare (1:1 characters) ─ tokenize (regex) ─ token keys (lower, light stem)
+         ─ automaton (first key → candidate phrases) ─ raw hits
+         ─ context and exclusion rules ─ topic scores ─ MatchResult (+ evidence)
+
+`prepare` maps characters one to one (apostrophes to ', hyphens and dashes to a space, Ё to Е),
+so every offset found in the prepared text is an offset in the original text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from monitor.similarity import SeedIndex
+from monitor.types import FieldName, Hit, Item, Lang, MatchResult, TopicScore
+from monitor.watchlist import Actor, Topic, Watchlist, load_watchlist
+
+# --- text normalisation shared by phrases and items ------------------------------------------
+
+_APOSTROPHES = "’‘ʼ`´′ʹ"
+_HYPHENS = "-‐‑‒–—―−"
+_PREPARE = str.maketrans(
+    {**{c: "'" for c in _APOSTROPHES}, **{c: " " for c in _HYPHENS}, "Ё": "Е", "ё": "е"}
+)
+
+#: A word (letters/digits, apostrophes inside), a whitespace break (anything but one plain
+#: space: spaCy keeps those as tokens too), or one punctuation character.
+_TOKEN = re.compile(r"(?P<w>[^\W_]+(?:'[^\W_]+)*)|(?P<b>\s{2,}|[^\S ])|(?P<p>[^\w\s]|_)")
+_POSSESSIVE = re.compile(r"^(?P<stem>.*[a-zA-Z])'[sS]$")
+_BREAK = "\x00"
+
+#: Case endings stripped from Cyrillic words (longest first), on both phrases and items.
+_CYR_ENDINGS = tuple(
+    sorted(
+        [
+            "иями",
+            "іями",
+            "иям",
+            "іям",
+            "ією",
+            "єю",
+            "ями",
+            "ами",
+            "ого",
+            "его",
+            "ому",
+            "ему",
+            "ыми",
+            "ими",
+            "ием",
+            "ией",
+            "иях",
+            "іях",
+            "ях",
+            "ах",
+            "ам",
+            "ям",
+            "ом",
+            "ем",
+            "ой",
+            "ей",
+            "ий",
+            "ый",
+            "ій",
+            "ая",
+            "яя",
+            "ое",
+            "ее",
+            "ые",
+            "ие",
+            "ую",
+            "юю",
+            "ия",
+            "ии",
+            "ию",
+            "ья",
+            "ье",
+            "ью",
+            "ою",
+            "ею",
+            "ої",
+            "ії",
+            "ія",
+            "ію",
+            "ым",
+            "им",
+            "ых",
+            "их",
+            "ов",
+            "ев",
+            "ів",
+            "їв",
+            "а",
+            "я",
+            "о",
+            "е",
+            "ы",
+            "и",
+            "у",
+            "ю",
+            "ь",
+            "й",
+            "і",
+            "ї",
+            "є",
+        ],
+        key=len,
+        reverse=True,
+    )
+)
+#: Capitalised Cyrillic words are names: their -ов/-ев/-ів suffix is part of the stem
+#: (Лавров, Лаврова, Лавровым → лавров), so "умер" never matches Умеров.
+_NAME_SUFFIXES = frozenset({"ов", "ев", "ів", "їв"})
+_MIN_STEM = 3
+
+
+def prepare(text: str) -> str:
+    """Normalise characters one to one, so offsets stay those of the original text."""
+    return text.translate(_PREPARE)
+
+
+@lru_cache(maxsize=262_144)
+def token_key(token: str) -> str:
+    """The comparison key of one token: lower case, English plural/possessive, Cyrillic stem."""
+    low = token.lower()
+    if not low[:1].isalpha():
+        return low
+    if "\u0400" <= low[0] <= "\u04ff":
+        if token.isupper() and len(token) <= 5:
+            return low
+        return _cyrillic_stem(low, proper=token[0].isupper())
+    return _latin_stem(low)
+
+
+def _cyrillic_stem(word: str, *, proper: bool) -> str:
+    for ending in _CYR_ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= _MIN_STEM:
+            if proper and ending in _NAME_SUFFIXES:
+                continue
+            return word[: -len(ending)].rstrip("'")
+    return word.rstrip("'")
+
+
+def _latin_stem(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    key: str
+    start: int
+    end: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Tokens of (prepared) text: words split like spaCy's tokenizer splits them, punctuation
+    one character each, and a break token for any whitespace other than a single space."""
+    keys, starts, ends = _scan(text)
+    return [Token(k, s, e) for k, s, e in zip(keys, starts, ends, strict=True)]
+
+
+def _scan(text: str) -> tuple[list[str], list[int], list[int]]:
+    """`tokenize` as three parallel lists (keys, starts, ends): the matcher's hot loop."""
+    keys: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    key = token_key
+    for m in _TOKEN.finditer(text):
+        start, end = m.span()
+        group = m.lastindex
+        if group == 1:
+            word = m.group()
+            if word[-2:] in ("'s", "'S") and (pm := _POSSESSIVE.match(word)) is not None:
+                cut = start + len(pm.group("stem"))
+                keys += (key(pm.group("stem")), "'s")
+                starts += (start, cut)
+                ends += (cut, end)
+                continue
+            keys.append(key(word))
+        elif group == 2:
+            keys.append(_BREAK)
+        else:
+            keys.append(m.group())
+        starts.append(start)
+        ends.append(end)
+    return keys, starts, ends
+
+
+def phrase_keys(phrase: str) -> tuple[str, ...]:
+    """A phrase's token keys (breaks inside a phrase are ignored)."""
+    return tuple(t.key for t in tokenize(prepare(phrase)) if t.key != _BREAK)
+
+
+# --- the automaton ----------------------------------------------------------------------------
+
+EntryKind = Literal["actor", "topic", "exclude", "context"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One phrase the automaton looks for, and what it stands for."""
+
+    kind: EntryKind
+    #: Actor or topic id (for exclude/context: the actor or topic the rule belongs to).
+    target: str
+    phrase: str
+    weight: float = 1.0
+    needs_context: bool = False
+    #: For exclude/context entries: whether the rule belongs to an actor or a topic.
+    owner: Literal["actor", "topic"] = "actor"
+
+
+@dataclass(frozen=True, slots=True)
+class RawHit:
+    entry: Entry
+    field: FieldName
+    start: int
+    end: int
+
+
+class PhraseIndex:
+    """Phrases indexed by their first token key: each text token costs one dict lookup plus
+    a comparison per phrase starting with that key, however many phrases there are."""
+
+    __slots__ = ("_first", "size")
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        first: dict[str, list[tuple[tuple[str, ...], Entry]]] = defaultdict(list)
+        size = 0
+        for entry in entries:
+            keys = phrase_keys(entry.phrase)
+            if keys:
+                first[keys[0]].append((keys, entry))
+                size += 1
+        self._first: Mapping[str, tuple[tuple[tuple[str, ...], Entry], ...]] = {
+            k: tuple(v) for k, v in first.items()
+        }
+        self.size = size
+
+    def find(self, text: str) -> list[tuple[Entry, int, int]]:
+        """Every (entry, start, end) whose phrase occurs in `text`, overlaps included."""
+        keys, starts, ends = _scan(prepare(text))
+        found: list[tuple[Entry, int, int]] = []
+        lookup = self._first.get
+        for i, key in enumerate(keys):
+            candidates = lookup(key)
+            if candidates is None:
+                continue
+            for pkeys, entry in candidates:
+                n = len(pkeys)
+                if n == 1 or tuple(keys[i : i + n]) == pkeys:
+                    found.append((entry, starts[i], ends[i + n - 1]))
+        return found
+
+
+# --- scoring ------------------------------------------------------------------------------------
+
+FIELD_WEIGHTS: Mapping[FieldName, float] = {"title": 1.5, "summary": 1.0, "content": 0.7}
+ACTOR_WEIGHT = 0.75
+MAX_ACTORS_COUNTED = 3
+COOCCURRENCE_BONUS = 0.5
+EXTRA_ACTOR_BONUS = 0.25
+TITLE_BONUS = 0.25
+SIMILARITY_WEIGHT = 2.0
+#: An exclusion is overridden by at least this many other independent actors.
+STRONG_EVIDENCE_ACTORS = 2
+SNIPPET_CHARS = 240
+
+
+@dataclass(frozen=True)
+class _ActorVerdict:
+    counted: dict[str, list[RawHit]]
+    notes: list[str] = field(default_factory=list)
+
+
+class Matcher:
+    """A watchlist compiled once; immutable and pure, so threads may share it."""
+
+    __slots__ = ("_actors", "_index", "_seeds", "_topics", "watchlist")
+
+    def __init__(self, watchlist: Watchlist, seeds: SeedIndex | None, index: PhraseIndex) -> None:
+        self.watchlist = watchlist
+        self._seeds = seeds
+        self._index = index
+        self._actors: Mapping[str, Actor] = {a.id: a for a in watchlist.actors}
+        self._topics: Mapping[str, Topic] = {t.id: t for t in watchlist.topics}
+
+    @classmethod
+    def compile(cls, watchlist: Watchlist, seeds: SeedIndex | None) -> Matcher:
+        """Compile the watchlist's phrases (rejected entries are left out)."""
+        return cls(watchlist, seeds, PhraseIndex(_entries(watchlist)))
+
+    @property
+    def phrase_count(self) -> int:
+        return self._index.size
+
+    def match(self, item: Item) -> MatchResult:
+        return self.match_text(item.title, item.summary, item.content, item.lang)
+
+    def match_text(
+        self, title: str, summary: str = "", content: str = "", lang: Lang | None = None
+    ) -> MatchResult:
+        """Match one item's fields; `lang` is informational (each word's script decides)."""
+        del lang
+        fields: dict[FieldName, str] = {"title": title, "summary": summary, "content": content}
+        raw = [
+            RawHit(entry, name, start, end)
+            for name, text in fields.items()
+            if text
+            for entry, start, end in self._index.find(text)
+        ]
+        return self._score(fields, raw)
+
+    def raw_hits(self, text: str) -> list[tuple[Entry, int, int]]:
+        """The automaton's hits on one text, before any rule (used to prove it equals spaCy)."""
+        return self._index.find(text)
+
+    # the decision, step by step
+
+    def _score(self, fields: Mapping[FieldName, str], raw: list[RawHit]) -> MatchResult:
+        notes: list[str] = []
+        watched = _drop_contained(
+            _unique_spans([h for h in raw if h.entry.kind in ("actor", "topic")]), notes
+        )
+        rules = [h for h in raw if h.entry.kind in ("exclude", "context")]
+        actor_hits = _group(h for h in watched if h.entry.kind == "actor")
+        term_hits = _group(h for h in watched if h.entry.kind == "topic")
+        excluded = _group(h for h in rules if h.entry.kind == "exclude")
+        context = _group(h for h in rules if h.entry.kind == "context")
+        verdict = self._actors_verdict(actor_hits, term_hits, excluded, context)
+        notes.extend(verdict.notes)
+        counted = verdict.counted
+        seed_name, seed_sim = self._nearest(fields, bool(counted or term_hits))
+        scores = [
+            s
+            for topic in self.watchlist.topics
+            if topic.status != "rejected"
+            and (s := self._topic_score(topic, counted, term_hits, excluded, context, seed_sim))
+        ]
+        scores.sort(key=lambda s: (not s.passed, -s.score, s.topic))
+        passed = [s for s in scores if s.passed]
+        kept = [h for h in watched if h.entry.kind == "topic" or h.entry.target in counted]
+        kept.sort(key=lambda h: (_FIELD_ORDER[h.field], h.start, h.end))
+        return MatchResult(
+            matched=bool(passed),
+            score=passed[0].score if passed else 0.0,
+            topics=tuple(s.topic for s in passed),
+            actors=tuple(sorted(counted)),
+            hits=tuple(_to_hit(h, fields) for h in kept),
+            topic_scores=tuple(scores),
+            snippet=make_snippet(fields, kept),
+            nearest_seed=seed_name,
+            seed_similarity=seed_sim,
+            watchlist_version=self.watchlist.version,
+            notes=tuple(notes),
+        )
+
+    def _nearest(self, fields: Mapping[FieldName, str], any_hit: bool) -> tuple[str | None, float]:
+        if self._seeds is None or not any_hit:
+            return None, 0.0
+        return self._seeds.nearest(" ".join(t for t in fields.values() if t))
+
+    def _actors_verdict(
+        self,
+        actor_hits: Mapping[str, list[RawHit]],
+        term_hits: Mapping[str, list[RawHit]],
+        excluded: Mapping[str, list[RawHit]],
+        context: Mapping[str, list[RawHit]],
+    ) -> _ActorVerdict:
+        """Which actors count: weak hits need context, exclusions veto without strong evidence."""
+        independent = {a for a, hits in actor_hits.items() if any(not self._weak(h) for h in hits)}
+        clean = {a for a in independent if not excluded.get(f"actor:{a}") and self._specific(a)}
+        verdict = _ActorVerdict(counted={})
+        for actor_id, hits in actor_hits.items():
+            actor = self._actors[actor_id]
+            strong = [h for h in hits if not self._weak(h)]
+            if not strong and not self._has_context(actor, independent, term_hits, context):
+                verdict.notes.append(_no_context_note(actor, hits))
+                continue
+            vetoes = excluded.get(f"actor:{actor_id}", [])
+            others = clean - {actor_id}
+            if vetoes and len(others) < STRONG_EVIDENCE_ACTORS:
+                verdict.notes.append(
+                    f"actor {actor_id} dropped: excluded by {_quote(vetoes)} "
+                    f"and fewer than {STRONG_EVIDENCE_ACTORS} other specific independent actors"
+                )
+                continue
+            if vetoes:
+                verdict.notes.append(
+                    f"actor {actor_id} kept despite {_quote(vetoes)}: "
+                    f"strong evidence from {', '.join(sorted(others))}"
+                )
+            verdict.counted[actor_id] = hits
+        return verdict
+
+    def _specific(self, actor_id: str) -> bool:
+        """Countries are named in too many stories to outweigh an exclusion."""
+        return self._actors[actor_id].type != "country"
+
+    def _weak(self, hit: RawHit) -> bool:
+        return hit.entry.needs_context or self._actors[hit.entry.target].needs_context
+
+    def _has_context(
+        self,
+        actor: Actor,
+        independent: set[str],
+        term_hits: Mapping[str, list[RawHit]],
+        context: Mapping[str, list[RawHit]],
+    ) -> bool:
+        if actor.context:
+            present = (independent - {actor.id}) | set(term_hits)
+            return bool(present & set(actor.context)) or bool(context.get(f"actor:{actor.id}"))
+        return bool(independent - {actor.id}) or bool(term_hits)
+
+    def _topic_score(
+        self,
+        topic: Topic,
+        counted: Mapping[str, list[RawHit]],
+        term_hits: Mapping[str, list[RawHit]],
+        excluded: Mapping[str, list[RawHit]],
+        context: Mapping[str, list[RawHit]],
+        seed_sim: float,
+    ) -> TopicScore | None:
+        terms = term_hits.get(topic.id, [])
+        toward = {a: h for a, h in counted.items() if not topic.actors or a in topic.actors}
+        if not terms and not (topic.actors and toward):
+            return None
+        parts = _topic_parts(terms, toward, seed_sim)
+        notes: list[str] = []
+        if topic.needs_context and not self._topic_context(topic, counted, term_hits, context):
+            wanted = ", ".join(topic.context) if topic.context else "any counted actor"
+            notes.append(f"topic {topic.id} needs context ({wanted}); none found")
+        vetoes = excluded.get(f"topic:{topic.id}", [])
+        if vetoes:
+            strong = [
+                a
+                for a in counted
+                if self._specific(a)
+                and not self._actors[a].needs_context
+                and (not topic.context or a in topic.context)
+            ]
+            if len(strong) < STRONG_EVIDENCE_ACTORS:
+                notes.append(
+                    f"topic {topic.id} vetoed by {_quote(vetoes)}: fewer than "
+                    f"{STRONG_EVIDENCE_ACTORS} specific independent context actors"
+                )
+        threshold = topic.threshold if topic.threshold is not None else self.watchlist.threshold
+        return TopicScore(
+            topic=topic.id,
+            score=round(sum(parts.values()), 3),
+            threshold=threshold,
+            parts=parts,
+            notes=tuple(notes),
+        )
+
+    def _topic_context(
+        self,
+        topic: Topic,
+        counted: Mapping[str, list[RawHit]],
+        term_hits: Mapping[str, list[RawHit]],
+        context: Mapping[str, list[RawHit]],
+    ) -> bool:
+        if not topic.context:
+            return bool(counted)
+        present = set(counted) | (set(term_hits) - {topic.id})
+        return bool(present & set(topic.context)) or bool(context.get(f"topic:{topic.id}"))
+
+
+_FIELD_ORDER: Mapping[FieldName, int] = {"title": 0, "summary": 1, "content": 2}
+
+
+def _entries(watchlist: Watchlist) -> list[Entry]:
+    entries: list[Entry] = []
+    ids = {a.id for a in watchlist.actors} | {t.id for t in watchlist.topics}
+    for actor in watchlist.actors:
+        if actor.status == "rejected":
+            continue
+        for alias in actor.aliases:
+            entries.append(Entry("actor", actor.id, alias.text, alias.weight, alias.needs_context))
+        entries += [Entry("exclude", actor.id, x, owner="actor") for x in actor.exclude]
+        entries += [
+            Entry("context", actor.id, c, owner="actor") for c in actor.context if c not in ids
+        ]
+    for topic in watchlist.topics:
+        if topic.status == "rejected":
+            continue
+        for term in topic.terms:
+            entries.append(Entry("topic", topic.id, term.text, term.weight, term.needs_context))
+        entries += [Entry("exclude", topic.id, x, owner="topic") for x in topic.exclude]
+        entries += [
+            Entry("context", topic.id, c, owner="topic") for c in topic.context if c not in ids
+        ]
+    return entries
+
+
+def _group(hits: Iterable[RawHit]) -> dict[str, list[RawHit]]:
+    """Hits by target; rule hits are keyed `actor:<id>` or `topic:<id>`."""
+    out: dict[str, list[RawHit]] = defaultdict(list)
+    for h in hits:
+        key = h.entry.target
+        if h.entry.kind in ("exclude", "context"):
+            key = f"{h.entry.owner}:{key}"
+        out[key].append(h)
+    return dict(out)
+
+
+def _unique_spans(hits: list[RawHit]) -> list[RawHit]:
+    """One hit per target and span (two spellings of one alias may find the same words)."""
+    seen: dict[tuple[str, str, str, int, int], RawHit] = {}
+    for h in hits:
+        seen.setdefault((h.entry.kind, h.entry.target, h.field, h.start, h.end), h)
+    return list(seen.values())
+
+
+def _drop_contained(hits: list[RawHit], notes: list[str]) -> list[RawHit]:
+    """Drop a hit lying inside a longer hit of the same kind in the same field."""
+    kept: list[RawHit] = []
+    for h in hits:
+        outer = next(
+            (
+                o
+                for o in hits
+                if o is not h
+                and o.field == h.field
+                and o.entry.kind == h.entry.kind
+                and o.start <= h.start
+                and h.end <= o.end
+                and (o.end - o.start) > (h.end - h.start)
+            ),
+            None,
+        )
+        if outer is None:
+            kept.append(h)
+        else:
+            notes.append(
+                f"{h.entry.kind} {h.entry.target}: {h.entry.phrase!r} in {h.field} is part of "
+                f"{outer.entry.phrase!r} ({outer.entry.target}); counted once"
+            )
+    return kept
+
+
+def _topic_parts(
+    terms: list[RawHit], toward: Mapping[str, list[RawHit]], seed_sim: float
+) -> dict[str, float]:
+    best_term: dict[str, float] = {}
+    for h in terms:
+        w = FIELD_WEIGHTS[h.field] * h.entry.weight
+        key = " ".join(phrase_keys(h.entry.phrase))
+        best_term[key] = max(best_term.get(key, 0.0), w)
+    actor_weights = sorted(
+        (max(FIELD_WEIGHTS[h.field] * h.entry.weight for h in hits) for hits in toward.values()),
+        reverse=True,
+    )[:MAX_ACTORS_COUNTED]
+    term_part = sum(best_term.values())
+    actor_part = ACTOR_WEIGHT * sum(actor_weights)
+    all_hits = [*terms, *(h for hits in toward.values() for h in hits)]
+    parts = {
+        "terms": term_part,
+        "actors": actor_part,
+        "cooccurrence": (COOCCURRENCE_BONUS if term_part and actor_part else 0.0)
+        + (EXTRA_ACTOR_BONUS if len(actor_weights) >= 2 else 0.0),
+        "title": TITLE_BONUS if any(h.field == "title" for h in all_hits) else 0.0,
+        "similarity": SIMILARITY_WEIGHT * seed_sim,
+    }
+    return {k: round(v, 3) for k, v in parts.items()}
+
+
+def _no_context_note(actor: Actor, hits: Sequence[RawHit]) -> str:
+    wanted = ", ".join(actor.context) if actor.context else "another independent actor or a term"
+    return f"actor {actor.id} ({_quote(hits)}) not counted: needs context ({wanted}), none found"
+
+
+def _quote(hits: Sequence[RawHit]) -> str:
+    return ", ".join(dict.fromkeys(repr(h.entry.phrase) for h in hits))
+
+
+def _to_hit(h: RawHit, fields: Mapping[FieldName, str]) -> Hit:
+    kind = cast(Literal["actor", "topic"], h.entry.kind)
+    text = fields[h.field][h.start : h.end]
+    return Hit(kind, h.entry.target, h.entry.phrase, h.field, h.start, h.end, text)
+
+
+# --- snippet --------------------------------------------------------------------------------------
+
+
+def make_snippet(fields: Mapping[FieldName, str], hits: Sequence[RawHit]) -> str:
+    """Title with hits marked, then the densest ~240-character window of the body."""
+    spans: dict[FieldName, list[tuple[int, int]]] = defaultdict(list)
+    for h in hits:
+        spans[h.field].append((h.start, h.end))
+    title = _mark(fields.get("title", ""), spans.get("title", []), 0, len(fields.get("title", "")))
+    body_field: FieldName = max(
+        ("summary", "content"), key=lambda f: (len(spans.get(f, [])), f == "summary")
+    )
+    body = fields.get(body_field, "") or fields.get("content", "")
+    if not body:
+        return title
+    start, end = _densest_window(body, spans.get(body_field, []))
+    window = _mark(body, spans.get(body_field, []), start, end)
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if end < len(body) else ""
+    return f"{title} — {prefix}{window}{suffix}" if title else f"{prefix}{window}{suffix}"
+
+
+def _densest_window(text: str, spans: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    if len(text) <= SNIPPET_CHARS or not spans:
+        return 0, min(len(text), SNIPPET_CHARS) if len(text) > SNIPPET_CHARS else len(text)
+    best_start, best_count = 0, -1
+    for s, _ in sorted(spans):
+        start = max(0, min(s - 40, len(text) - SNIPPET_CHARS))
+        count = sum(1 for a, b in spans if a >= start and b <= start + SNIPPET_CHARS)
+        if count > best_count:
+            best_start, best_count = start, count
+    start, end = best_start, min(len(text), best_start + SNIPPET_CHARS)
+    if start > 0 and (space := text.find(" ", start)) != -1 and space < end:
+        start = space + 1
+    if end < len(text) and (space := text.rfind(" ", start, end)) > start:
+        end = space
+    return start, end
+
+
+def _mark(text: str, spans: Sequence[tuple[int, int]], start: int, end: int) -> str:
+    merged: list[list[int]] = []
+    for a, b in sorted(spans):
+        if a < start or b > end:
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out, pos = [], start
+    for a, b in merged:
+        out += [text[pos:a], "**", text[a:b], "**"]
+        pos = b
+    out.append(text[pos:end])
+    return "".join(out)
+
+
+# --- evidence (stored in matches.evidence) -----------------------------------------------------
+
+EVIDENCE_FORMAT = 1
+
+
+def evidence_to_json(result: MatchResult) -> dict[str, Any]:
+    """Everything a person needs to check a match, as JSON-serialisable data with stable keys."""
+    return {
+        "format": EVIDENCE_FORMAT,
+        "watchlist_version": result.watchlist_version,
+        "matched": result.matched,
+        "score": result.score,
+        "topics": list(result.topics),
+        "actors": list(result.actors),
+        "hits": [
+            {
+                "kind": h.kind,
+                "target": h.target,
+                "phrase": h.phrase,
+                "field": h.field,
+                "start": h.start,
+                "end": h.end,
+                "text": h.text,
+            }
+            for h in result.hits
+        ],
+        "topic_scores": [
+            {
+                "topic": s.topic,
+                "score": s.score,
+                "threshold": s.threshold,
+                "passed": s.passed,
+                "parts": dict(s.parts),
+                "notes": list(s.notes),
+            }
+            for s in result.topic_scores
+        ],
+        "snippet": result.snippet,
+        "nearest_seed": result.nearest_seed,
+        "seed_similarity": result.seed_similarity,
+        "notes": list(result.notes),
+    }
+
+
+def evidence_from_json(data: Mapping[str, Any]) -> MatchResult:
+    """Rebuild a MatchResult from stored evidence (for re-display)."""
+    return MatchResult(
+        matched=bool(data["matched"]),
+        score=float(data["score"]),
+        topics=tuple(data["topics"]),
+        actors=tuple(data["actors"]),
+        hits=tuple(
+            Hit(h["kind"], h["target"], h["phrase"], h["field"], h["start"], h["end"], h["text"])
+            for h in data["hits"]
+        ),
+        topic_scores=tuple(
+            TopicScore(s["topic"], s["score"], s["threshold"], dict(s["parts"]), tuple(s["notes"]))
+            for s in data["topic_scores"]
+        ),
+        snippet=data["snippet"],
+        nearest_seed=data["nearest_seed"],
+        seed_similarity=float(data["seed_similarity"]),
+        watchlist_version=data["watchlist_version"],
+        notes=tuple(data["notes"]),
+    )
+
+
+# --- the cache the scheduler reloads each cycle --------------------------------------------------
+
+
+class MatcherCache:
+    """Holds the current Matcher; `reload` recompiles only when the file's content changed.
+
+    An invalid edit raises WatchlistError and leaves the previous Matcher in force.
+    """
+
+    def __init__(self, seeds: SeedIndex | None) -> None:
+        self._seeds = seeds
+        self._lock = threading.Lock()
+        self._matcher: Matcher | None = None
+        self._stat: tuple[int, int] | None = None
+        self._digest: str | None = None
+        self.compilations = 0
+
+    @property
+    def matcher(self) -> Matcher | None:
+        return self._matcher
+
+    def reload(self, path: Path) -> Matcher:
+        """The Matcher for the file as it is now (recompiled only if its content changed)."""
+        with self._lock:
+            st = path.stat() if path.exists() else None
+            stat = (st.st_mtime_ns, st.st_size) if st else None
+            if self._matcher is not None and stat is not None and stat == self._stat:
+                return self._matcher
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if st else None
+            if self._matcher is not None and digest is not None and digest == self._digest:
+                self._stat = stat
+                return self._matcher
+            matcher = Matcher.compile(load_watchlist(path), self._seeds)
+            self._matcher, self._stat, self._digest = matcher, stat, digest
+            self.compilations += 1
+            return matcher

@@ -1,0 +1,221 @@
+"""TF-IDF similarity of an item to the nearest seed document (a small sparse implementation)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.errors import ConfigError
+
+_WORD = re.compile(r"[^\W\d_]{3,}")
+
+#: Function words that carry no topic; the seed corpus is small, so idf alone cannot mute them.
+_STOPWORDS = frozenset(
+    [
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "although",
+        "among",
+        "and",
+        "any",
+        "are",
+        "because",
+        "been",
+        "before",
+        "being",
+        "between",
+        "both",
+        "but",
+        "can",
+        "cannot",
+        "could",
+        "did",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "even",
+        "every",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "her",
+        "here",
+        "hers",
+        "him",
+        "his",
+        "how",
+        "however",
+        "into",
+        "its",
+        "itself",
+        "just",
+        "least",
+        "less",
+        "let",
+        "like",
+        "made",
+        "make",
+        "many",
+        "may",
+        "more",
+        "most",
+        "much",
+        "must",
+        "nor",
+        "not",
+        "now",
+        "off",
+        "once",
+        "only",
+        "other",
+        "our",
+        "ours",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "since",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "thus",
+        "too",
+        "under",
+        "until",
+        "upon",
+        "very",
+        "was",
+        "way",
+        "well",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "within",
+        "without",
+        "would",
+        "yet",
+        "you",
+        "your",
+        "said",
+        "says",
+        "one",
+        "two",
+        "new",
+    ]
+)
+
+
+def _terms(text: str) -> Counter[str]:
+    words = (w.lower() for w in _WORD.findall(text))
+    return Counter(_singular(w) for w in words if w not in _STOPWORDS)
+
+
+def _singular(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _weights(
+    counts: Mapping[str, int], idf: Mapping[str, float], unseen: float
+) -> dict[str, float]:
+    vec = {t: (1.0 + math.log(n)) * idf.get(t, unseen) for t, n in counts.items()}
+    norm = math.sqrt(sum(v * v for v in vec.values()))
+    return {t: v / norm for t, v in vec.items()} if norm else {}
+
+
+@dataclass(frozen=True, slots=True)
+class SeedIndex:
+    """TF-IDF vectors (sublinear tf, smoothed idf, L2-normalised) of the seed documents."""
+
+    names: tuple[str, ...]
+    vectors: tuple[Mapping[str, float], ...]
+    idf: Mapping[str, float]
+    #: idf given to a word no seed document contains.
+    unseen_idf: float
+
+    @classmethod
+    def build(cls, documents: Mapping[str, str]) -> SeedIndex:
+        """Index named texts (name -> text)."""
+        counts = {name: _terms(text) for name, text in documents.items()}
+        n = len(counts)
+        df: Counter[str] = Counter()
+        for c in counts.values():
+            df.update(c.keys())
+        idf = {t: math.log((1 + n) / (1 + d)) + 1.0 for t, d in df.items()}
+        unseen = math.log(1 + n) + 1.0
+        names = tuple(counts)
+        vectors = tuple(_weights(counts[name], idf, unseen) for name in names)
+        return cls(names=names, vectors=vectors, idf=idf, unseen_idf=unseen)
+
+    def similarities(self, text: str) -> tuple[tuple[str, float], ...]:
+        """Cosine similarity of `text` to every seed document, in index order."""
+        query = _weights(_terms(text), self.idf, self.unseen_idf)
+        return tuple(
+            (name, sum(w * vec.get(t, 0.0) for t, w in query.items()))
+            for name, vec in zip(self.names, self.vectors, strict=True)
+        )
+
+    def nearest(self, text: str) -> tuple[str | None, float]:
+        """The closest seed document's name and its cosine similarity (None, 0.0 when empty)."""
+        best: tuple[str | None, float] = (None, 0.0)
+        for name, sim in self.similarities(text):
+            if sim > best[1]:
+                best = (name, sim)
+        return best[0], round(best[1], 4)
+
+
+def load_seed_index(corpus_dir: Path) -> SeedIndex:
+    """Build the index from every `*.txt` file of the corpus directory (named by file stem)."""
+    if not corpus_dir.is_dir():
+        raise ConfigError(f"{corpus_dir}: seed corpus directory not found")
+    documents: dict[str, str] = {}
+    for path in sorted(corpus_dir.glob("*.txt")):
+        try:
+            documents[path.stem] = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read seed document: {e}") from e
+    if not documents:
+        raise ConfigError(f"{corpus_dir}: no .txt seed documents")
+    return SeedIndex.build(documents)
