@@ -44,13 +44,19 @@ def _walk(node: ET.Element, tags: tuple[str, ...], found: dict[str, OpmlFeed]) -
 
 
 def write_opml(feeds: Sequence[OpmlFeed], title: str) -> str:
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<opml version="2.0">',
-             f"  <head><title>{_text(title)}</title></head>", "  <body>"]
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<opml version="2.0">',
+        f"  <head><title>{_text(title)}</title></head>",
+        "  <body>",
+    ]
     for feed in feeds:
         name = feed.name or feed.url
         category = f" category={quoteattr(','.join(feed.tags))}" if feed.tags else ""
-        lines.append(f'    <outline type="rss" text={quoteattr(name)} title={quoteattr(name)} '
-                     f"xmlUrl={quoteattr(feed.url)}{category}/>")
+        lines.append(
+            f'    <outline type="rss" text={quoteattr(name)} title={quoteattr(name)} '
+            f"xmlUrl={quoteattr(feed.url)}{category}/>"
+        )
     lines += ["  </body>", "</opml>", ""]
     return "\n".join(lines)
 

@@ -62,9 +62,6 @@ class Fetcher(Protocol):
 
 
 class Matcher(Protocol):
-    @property
-    def version(self) -> str: ...
-
     def match(self, item: Item) -> MatchResult: ...
 
 
@@ -172,14 +169,15 @@ class CycleDeps:
     executor: Executor | None = None
     #: Called after each feed, e.g. to advance a progress bar.
     on_feed: Callable[[FeedOutcome], None] | None = None
+    #: Version of the watchlist the matcher was compiled from, recorded with the cycle.
+    watchlist_version: str | None = None
 
 
 async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleReport:
     """Poll `feeds` concurrently (the fetcher enforces global and per-host limits)."""
     started = deps.clock()
     outcomes = await asyncio.gather(*(_poll_reported(deps, feed) for feed in feeds))
-    version = deps.matcher.version if deps.matcher else None
-    return CycleReport(started, deps.clock(), tuple(outcomes), version)
+    return CycleReport(started, deps.clock(), tuple(outcomes), deps.watchlist_version)
 
 
 async def _poll_reported(deps: CycleDeps, feed: FeedForUpdate) -> FeedOutcome:
@@ -209,7 +207,9 @@ async def poll_feed(deps: CycleDeps, feed: FeedForUpdate) -> FeedOutcome:
     if parsed.error is not None:
         return _record_failure(deps, feed, parsed.error, fetched.status, None)
     report = _store(deps, feed, parsed.items, now)
-    deps.storage.update_feed(_success_intent(deps, feed, fetched, now, parsed.ttl_min, parsed.title))
+    deps.storage.update_feed(
+        _success_intent(deps, feed, fetched, now, parsed.ttl_min, parsed.title)
+    )
     return FeedOutcome(
         feed.id, feed.url, "fetched", report.new_items, report.new_matches, None, parsed.warnings
     )
@@ -233,7 +233,9 @@ async def _parse(
     return await asyncio.get_running_loop().run_in_executor(deps.executor, job)
 
 
-def _store(deps: CycleDeps, feed: FeedForUpdate, items: Sequence[Item], now: datetime) -> SaveReport:
+def _store(
+    deps: CycleDeps, feed: FeedForUpdate, items: Sequence[Item], now: datetime
+) -> SaveReport:
     """Keep only items this feed has not stored yet, match them, store both at once."""
     known = deps.storage.known_identities(feed.id, [i.identity for i in items])
     new = [i for i in items if i.identity not in known]

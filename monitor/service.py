@@ -10,12 +10,14 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from monitor.errors import ConfigError, MonitorError, WatchlistError
 from monitor.fetch import Fetcher
-from monitor.match import MatcherCache
-from monitor.pipeline import CycleDeps, CycleReport, FeedOutcome, Matcher, run_cycle
+from monitor.match import Matcher, MatcherCache
+from monitor.pipeline import CycleDeps, CycleReport, FeedOutcome, run_cycle
 from monitor.settings import Config, load_config
+from monitor.similarity import load_seed_index
 from monitor.store import Storage
 from monitor.store.items import CycleSummary
 
@@ -35,7 +37,12 @@ class Monitor:
 
     def __post_init__(self) -> None:
         corpus = Path(self.config.settings.matching.corpus)
-        self.matchers = MatcherCache(corpus if corpus.is_dir() else None)
+        try:
+            seeds = load_seed_index(corpus)
+        except ConfigError as e:
+            log.warning("no seed similarity in scores: %s", e)
+            seeds = None
+        self.matchers = MatcherCache(seeds)
 
     def reload(self) -> None:
         """Pick up edits of feeds.yaml and watchlist.yaml; a bad edit keeps what was in force."""
@@ -58,7 +65,7 @@ class Monitor:
             log.error("watchlist not reloaded, the previous one stays in force: %s", e)
             for problem in e.problems:
                 log.error("  %s", problem)
-            return self.matchers.current
+            return self.matchers.matcher
 
     def poll(
         self,
@@ -80,8 +87,9 @@ class Monitor:
             feeds = self.storage.due_feeds(now, settings.schedule.batch_size)
         if on_start:
             on_start(len(feeds))
-        cycle_id = self.storage.start_cycle(now, matcher.version if matcher else None)
-        report = asyncio.run(self._run(feeds, matcher, on_feed))
+        version = matcher.watchlist.version if matcher else None
+        cycle_id = self.storage.start_cycle(now, version)
+        report = asyncio.run(self._run(feeds, matcher, version, on_feed))
         self.storage.finish_cycle(cycle_id, _summary(report))
         if report.new_matches:
             self.deliver("immediate")
@@ -91,6 +99,7 @@ class Monitor:
         self,
         feeds: Sequence[object],
         matcher: Matcher | None,
+        version: str | None,
         on_feed: Callable[[FeedOutcome], None] | None,
     ) -> CycleReport:
         async with Fetcher(self.config.settings.http) as fetcher:
@@ -102,25 +111,45 @@ class Monitor:
                 clock=self.clock,
                 executor=self.executor,
                 on_feed=on_feed,
+                watchlist_version=version,
             )
             return await run_cycle(deps, feeds)  # type: ignore[arg-type]
 
-    def deliver(self, trigger: str, channel: str | None = None) -> None:
-        """Send the digests due on `trigger`; a failing channel is logged and retried later."""
-        from alerts.service import deliver
+    def deliver(
+        self, trigger: Literal["immediate", "schedule", "retry"], channel: str | None = None
+    ) -> None:
+        """Send the digests due on `trigger` ("retry": only re-sends whose time has come);
+        a failing channel is logged and retried later, never raised."""
+        from alerts.service import deliver, retry_due
 
+        settings = self.config.settings
+        templates = (
+            self.config.directory / settings.digest.templates if settings.digest.templates else None
+        )
         try:
-            for report in deliver(
-                self.storage.engine,
-                self.config.settings,
-                now=self.clock(),
-                trigger=trigger,  # type: ignore[arg-type]
-                channel=channel,
-                env=self.env,
-            ):
-                log.info("%s", report)
+            if trigger == "retry":
+                reports = retry_due(
+                    self.storage.engine,
+                    settings,
+                    now=self.clock(),
+                    env=self.env,
+                    templates=templates,
+                )
+            else:
+                reports = deliver(
+                    self.storage.engine,
+                    settings,
+                    now=self.clock(),
+                    trigger=trigger,
+                    channel=channel,
+                    env=self.env,
+                    templates=templates,
+                )
         except MonitorError as e:
             log.error("digest delivery failed: %s", e)
+            return
+        for report in reports:
+            log.info("%s", report)
 
 
 def _summary(report: CycleReport) -> CycleSummary:

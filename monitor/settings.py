@@ -143,7 +143,7 @@ class StoriesSettings(Strict):
     #: Items further apart than this are never the same story.
     window: Duration = 72 * 3600.0
     #: Estimated Jaccard similarity of shingles from which two items are one story.
-    threshold: float = Field(0.5, gt=0, le=1)
+    threshold: float = Field(0.08, gt=0, le=1)
     #: Similarity required on top of `threshold` per hour between two items (see stories).
     threshold_slope: float = Field(0.004, ge=0, le=1)
     #: What later coverage must add for a delivered story to come back as an update.
@@ -337,7 +337,7 @@ def _plain(node: Any) -> Any:
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """Settings from `MONITOR_SECTION__KEY=value` plus the documented shortcuts."""
     out: dict[str, dict[str, Any]] = {}
-    if url := env.get(f"{ENV_PREFIX}DATABASE_URL"):
+    if url := read_secret(env, f"{ENV_PREFIX}DATABASE_URL", None):  # or ..._URL_FILE
         out.setdefault("database", {})["url"] = url
     if nets := env.get(f"{ENV_PREFIX}ALLOW_PRIVATE_NETWORKS"):
         out.setdefault("http", {})["allow_private_networks"] = [
@@ -396,6 +396,12 @@ def load_feeds(path: Path, default_interval_s: float) -> tuple[FeedSpec, ...]:
     )
 
 
+def _summarise(directory: Path, problems: list[str]) -> str:
+    if len(problems) == 1:
+        return problems[0]
+    return f"{directory}: {len(problems)} configuration problems:\n  " + "\n  ".join(problems)
+
+
 def config_dir_from(option: str | None, env: Mapping[str, str]) -> Path:
     return Path(option or env.get(f"{ENV_PREFIX}CONFIG_DIR") or "config")
 
@@ -415,7 +421,7 @@ def load_config(directory: Path, env: Mapping[str, str] | None = None) -> Config
     except ConfigError as e:
         problems.extend(e.problems)
     if problems:
-        raise ConfigError(f"{directory}: {len(problems)} configuration problem(s)", tuple(problems))
+        raise ConfigError(_summarise(directory, problems), tuple(problems))
     return Config(directory=directory, settings=settings, feeds=feeds)
 
 

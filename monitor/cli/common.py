@@ -28,7 +28,7 @@ ConfigDirOption = Annotated[
     typer.Option(
         "--config-dir",
         envvar="MONITOR_CONFIG_DIR",
-        help="Directory with monitor.yaml, feeds.yaml and watchlist.yaml [default: ./config].",
+        help="Directory with monitor.yaml, feeds.yaml and watchlist.yaml (default: ./config).",
         show_default=False,
     ),
 ]
@@ -59,10 +59,17 @@ def load_config_or_exit(ctx: typer.Context | None, option: Path | None = None) -
     try:
         return load_config(config_dir(ctx, option))
     except ConfigError as e:
-        err_console.print(f"[bold red]error:[/] {e}")
-        for problem in e.problems:
-            err_console.print(f"  {problem}", soft_wrap=True, markup=False)
+        print_problems(e)
         raise typer.Exit(2) from e
+
+
+def print_problems(error: ConfigError) -> None:
+    """A config error on stderr: its summary, then each problem on its own line."""
+    err_console.print("[bold red]error:[/] ", end="")
+    err_console.print(str(error).splitlines()[0], markup=False, soft_wrap=True)
+    if len(error.problems) > 1:
+        for problem in error.problems:
+            err_console.print(f"  {problem}", soft_wrap=True, markup=False)
 
 
 def load_runtime(
@@ -72,8 +79,9 @@ def load_runtime(
     config = load_config_or_exit(ctx, option)
     setup_logging(config.settings.logging)
     try:
-        engine = make_engine(config.settings.database.url,
-                             busy_timeout_s=config.settings.database.busy_timeout)
+        engine = make_engine(
+            config.settings.database.url, busy_timeout_s=config.settings.database.busy_timeout
+        )
         if migrate:
             upgrade(engine)
         else:
@@ -108,9 +116,15 @@ def setup_logging(settings: LoggingSettings) -> None:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-                           "level": record.levelname, "logger": record.name,
-                           "message": record.getMessage()}, ensure_ascii=False)
+        return json.dumps(
+            {
+                "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.getMessage(),
+            },
+            ensure_ascii=False,
+        )
 
 
 def utcnow() -> datetime:

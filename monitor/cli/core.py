@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,6 +18,7 @@ from monitor.cli.common import (
     load_config_or_exit,
     load_runtime,
     print_json,
+    print_problems,
     utcnow,
 )
 from monitor.errors import LockedError, StorageError
@@ -32,8 +33,13 @@ from monitor.store.schema import digests, items, matches
 
 def poll(
     ctx: typer.Context,
-    feed: Annotated[list[str] | None, typer.Option("--feed", help="Poll only this feed (URL or name); repeatable.")] = None,
-    due: Annotated[bool, typer.Option("--due", help="Poll only feeds whose next poll time has come.")] = False,
+    feed: Annotated[
+        list[str] | None,
+        typer.Option("--feed", help="Poll only this feed (URL or name); repeatable."),
+    ] = None,
+    due: Annotated[
+        bool, typer.Option("--due", help="Poll only feeds whose next poll time has come.")
+    ] = False,
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Run one poll cycle now over all enabled feeds (or --feed), with a progress bar."""
@@ -49,9 +55,15 @@ def poll(
 
 
 def _poll_with_progress(monitor: Monitor, urls: list[str] | None, due: bool) -> CycleReport:
-    progress = Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
-                        console=err_console, transient=True)
+    progress = Progress(
+        TextColumn("polling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
     with progress:
         task = progress.add_task("poll", total=None, last="")
 
@@ -67,8 +79,9 @@ def _poll_with_progress(monitor: Monitor, urls: list[str] | None, due: bool) -> 
 def _print_failures(report: CycleReport) -> None:
     for outcome in report.outcomes:
         if outcome.status == "failed":
-            err_console.print(f"[yellow]failed[/] {outcome.url}: {outcome.error}", soft_wrap=True,
-                              markup=True)
+            err_console.print(
+                f"[yellow]failed[/] {outcome.url}: {outcome.error}", soft_wrap=True, markup=True
+            )
 
 
 def run(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
@@ -78,9 +91,11 @@ def run(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     runtime = load_runtime(ctx, config_dir)
     monitor = Monitor(runtime.config, runtime.storage, utcnow)
     settings = runtime.config.settings
-    console.print(f"monitor: {len(runtime.config.feeds)} feeds configured, database "
-                  f"{runtime.engine.url.render_as_string()}, tick {settings.schedule.tick:.0f} s; "
-                  "Ctrl-C to stop")
+    console.print(
+        f"monitor: {len(runtime.config.feeds)} feeds configured, database "
+        f"{runtime.engine.url.render_as_string()}, tick {settings.schedule.tick:.0f} s; "
+        "Ctrl-C to stop"
+    )
 
     def report_cycle(report: CycleReport) -> None:
         stamp = report.finished_at.strftime("%H:%M:%S")
@@ -103,18 +118,25 @@ def status(
     runtime = load_runtime(ctx, config_dir, migrate=False)
     with runtime.engine.connect() as conn:
         statuses = feed_rows.feed_statuses(conn)
-        digest_counts = dict(conn.execute(select(digests.c.status, func.count())
-                                          .group_by(digests.c.status)).tuples().all())
-        data = {
-            "feeds": {"total": len(statuses),
-                      "enabled": sum(s.enabled for s in statuses),
-                      "ok": sum(1 for s in statuses if s.enabled and s.error_count == 0),
-                      "failing": sum(1 for s in statuses if s.enabled and s.error_count > 0)},
+        digest_counts: dict[str, int] = dict(
+            conn.execute(select(digests.c.status, func.count()).group_by(digests.c.status))
+            .tuples()
+            .all()
+        )
+        data: dict[str, Any] = {
+            "feeds": {
+                "total": len(statuses),
+                "enabled": sum(s.enabled for s in statuses),
+                "ok": sum(1 for s in statuses if s.enabled and s.error_count == 0),
+                "failing": sum(1 for s in statuses if s.enabled and s.error_count > 0),
+            },
             "items": item_rows.count_rows(conn, items),
             "matches": item_rows.count_rows(conn, matches),
-            "digests": {"pending": digest_counts.get("pending", 0) + digest_counts.get("failed", 0),
-                        "sent": digest_counts.get("sent", 0),
-                        "failed": digest_counts.get("failed", 0)},
+            "digests": {
+                "pending": digest_counts.get("pending", 0) + digest_counts.get("failed", 0),
+                "sent": digest_counts.get("sent", 0),
+                "failed": digest_counts.get("failed", 0),
+            },
             "last_cycle": _cycle_json(item_rows.last_cycle(conn)),
             "schema_revision": current_revision(conn),
         }
@@ -129,9 +151,11 @@ def status(
     console.print(f"digests  {d['sent']} sent, {d['pending']} pending ({d['failed']} failed)")
     cycle = data["last_cycle"]
     if cycle:
-        console.print(f"last cycle finished {cycle['finished_at']}: {cycle['feeds_fetched']} fetched,"
-                      f" {cycle['feeds_not_modified']} not modified, {cycle['feeds_failed']} failed,"
-                      f" {cycle['new_items']} new items, {cycle['new_matches']} new matches")
+        console.print(
+            f"last cycle finished {cycle['finished_at']}: {cycle['feeds_fetched']} fetched,"
+            f" {cycle['feeds_not_modified']} not modified, {cycle['feeds_failed']} failed,"
+            f" {cycle['new_items']} new items, {cycle['new_matches']} new matches"
+        )
     else:
         console.print("no cycle has run yet: `monitor poll` or `monitor run`")
 
@@ -139,16 +163,22 @@ def status(
 def _cycle_json(cycle: item_rows.CycleSummary | None) -> dict[str, object] | None:
     if cycle is None:
         return None
-    return {"started_at": cycle.started_at.isoformat(),
-            "finished_at": cycle.finished_at.isoformat() if cycle.finished_at else None,
-            "feeds_fetched": cycle.feeds_fetched, "feeds_not_modified": cycle.feeds_not_modified,
-            "feeds_failed": cycle.feeds_failed, "new_items": cycle.new_items,
-            "new_matches": cycle.new_matches}
+    return {
+        "started_at": cycle.started_at.isoformat(),
+        "finished_at": cycle.finished_at.isoformat() if cycle.finished_at else None,
+        "feeds_fetched": cycle.feeds_fetched,
+        "feeds_not_modified": cycle.feeds_not_modified,
+        "feeds_failed": cycle.feeds_failed,
+        "new_items": cycle.new_items,
+        "new_matches": cycle.new_matches,
+    }
 
 
 def health(
     ctx: typer.Context,
-    max_age: Annotated[str, typer.Option(help="Fail when the last cycle finished longer ago.")] = "15m",
+    max_age: Annotated[
+        str, typer.Option(help="Fail when the last cycle finished longer ago.")
+    ] = "15m",
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Exit 0 when a cycle completed within --max-age (for container health checks)."""
@@ -180,13 +210,13 @@ def config_check(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None
     try:
         watchlist = load_watchlist(config.watchlist_path)
     except WatchlistError as e:
-        err_console.print(f"[bold red]error:[/] {e}")
-        for problem in e.problems:
-            err_console.print(f"  {problem}", markup=False, soft_wrap=True)
+        print_problems(e)
         raise typer.Exit(2) from e
-    console.print(f"ok: {config.directory}: {len(config.feeds)} feeds, "
-                  f"{len(config.settings.channels)} channels, watchlist {watchlist.version} "
-                  f"({len(watchlist.actors)} actors, {len(watchlist.topics)} topics)")
+    console.print(
+        f"ok: {config.directory}: {len(config.feeds)} feeds, "
+        f"{len(config.settings.channels)} channels, watchlist {watchlist.version} "
+        f"({len(watchlist.actors)} actors, {len(watchlist.topics)} topics)"
+    )
 
 
 @db_app.command("upgrade")

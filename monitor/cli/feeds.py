@@ -53,24 +53,39 @@ def _save_checked(ctx: typer.Context, directory: Path, path: Path, document: Any
         fail("; ".join(e.problems), 2)
     runtime = load_runtime(ctx, directory)
     report = runtime.storage.sync_feeds(config.feeds, utcnow())
-    console.print(f"feeds.yaml saved: {len(config.feeds)} feeds ({report.added} added, "
-                  f"{report.updated} updated, {report.disabled} disabled in the database)")
+    console.print(
+        f"feeds.yaml saved: {len(config.feeds)} feeds ({report.added} added, "
+        f"{report.updated} updated, {report.disabled} disabled in the database)"
+    )
 
 
 @app.command("list")
-def list_feeds(ctx: typer.Context, output: FormatOption = "table",
-               config_dir_opt: ConfigDirOption = None) -> None:
+def list_feeds(
+    ctx: typer.Context, output: FormatOption = "table", config_dir_opt: ConfigDirOption = None
+) -> None:
     """The configured feeds."""
     config = load_config_or_exit(ctx, config_dir_opt)
-    rows = [{"url": f.url, "name": f.name, "interval_s": f.interval_s, "enabled": f.enabled,
-             "tags": list(f.tags), "lang": f.lang} for f in config.feeds]
     if output == "json":
-        print_json(rows)
+        print_json(
+            [
+                {
+                    "url": f.url,
+                    "name": f.name,
+                    "interval_s": f.interval_s,
+                    "enabled": f.enabled,
+                    "tags": list(f.tags),
+                    "lang": f.lang,
+                }
+                for f in config.feeds
+            ]
+        )
         return
     table = Table("name", "url", "every", "lang", "tags", "on")
-    for r in rows:
-        table.add_row(r["name"] or "", r["url"], f"{r['interval_s'] // 60}m", r["lang"] or "",
-                      ",".join(r["tags"]), "yes" if r["enabled"] else "no")
+    for f in config.feeds:
+        every = f"{(f.interval_s or 0) // 60}m"
+        table.add_row(
+            f.name or "", f.url, every, f.lang or "", ",".join(f.tags), "yes" if f.enabled else "no"
+        )
     console.print(table)
 
 
@@ -156,8 +171,9 @@ def export_opml(ctx: typer.Context, config_dir_opt: ConfigDirOption = None) -> N
 
 
 @app.command("status")
-def feeds_status(ctx: typer.Context, output: FormatOption = "table",
-                 config_dir_opt: ConfigDirOption = None) -> None:
+def feeds_status(
+    ctx: typer.Context, output: FormatOption = "table", config_dir_opt: ConfigDirOption = None
+) -> None:
     """Per feed: last success, error count, last error, next fetch, items stored."""
     runtime = load_runtime(ctx, config_dir_opt, migrate=False)
     with runtime.engine.connect() as conn:
@@ -170,9 +186,15 @@ def feeds_status(ctx: typer.Context, output: FormatOption = "table",
         if not s.enabled:
             continue
         style = "red" if s.error_count else None
-        table.add_row(s.name or s.title or s.url, str(s.item_count), _when(s.last_success_at),
-                      str(s.error_count), _when(s.next_fetch_at), (s.last_error or "")[:60],
-                      style=style)
+        table.add_row(
+            s.name or s.title or s.url,
+            str(s.item_count),
+            _when(s.last_success_at),
+            str(s.error_count),
+            _when(s.next_fetch_at),
+            (s.last_error or "")[:60],
+            style=style,
+        )
     console.print(table)
 
 

@@ -15,7 +15,7 @@ from monitor.store.engine import make_engine
 from monitor.store.migrate import require_current, upgrade
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult
 
-__all__ = ["Storage", "make_engine", "require_current", "upgrade"]
+__all__ = ["Storage", "make_engine", "match_row", "require_current", "upgrade"]
 
 
 class Storage:
@@ -53,10 +53,16 @@ class Storage:
 
         with self.engine.begin() as conn:
             ids = item_rows.insert_items(conn, feed_id, items)
-            inserted = [(ids[i.identity], i, r) for i, r in zip(items, results, strict=True)
-                        if i.identity in ids]
-            match_rows = [_match_row(item_id, r, now) for item_id, _, r in inserted
-                          if r is not None and r.matched]
+            inserted = [
+                (ids[i.identity], i, r)
+                for i, r in zip(items, results, strict=True)
+                if i.identity in ids
+            ]
+            match_rows = [
+                match_row(item_id, r, now)
+                for item_id, _, r in inserted
+                if r is not None and r.matched
+            ]
             new_matches = item_rows.insert_matches(conn, match_rows)
             if self.stories is not None and self.stories.enabled and inserted:
                 _assign_stories(conn, inserted, self.stories, now)
@@ -75,18 +81,29 @@ class Storage:
             item_rows.finish_cycle(conn, cycle_id, summary)
 
 
-def _match_row(item_id: int, result: MatchResult, now: datetime) -> dict[str, Any]:
+def match_row(item_id: int, result: MatchResult, now: datetime) -> dict[str, Any]:
+    """The matches-table row recording `result` for a stored item."""
     from monitor.match import evidence_to_json
 
-    return {"item_id": item_id, "score": result.score, "topics": list(result.topics),
-            "actors": list(result.actors), "evidence": evidence_to_json(result),
-            "watchlist_version": result.watchlist_version, "matched_at": now}
+    return {
+        "item_id": item_id,
+        "score": result.score,
+        "topics": list(result.topics),
+        "actors": list(result.actors),
+        "evidence": evidence_to_json(result),
+        "watchlist_version": result.watchlist_version,
+        "matched_at": now,
+    }
 
 
-def _assign_stories(conn: Any, inserted: Sequence[tuple[int, Item, MatchResult | None]],
-                    settings: StoriesSettings, now: datetime) -> None:
-    from monitor.stories import NewItem
+def _assign_stories(
+    conn: Any,
+    inserted: Sequence[tuple[int, Item, MatchResult | None]],
+    settings: StoriesSettings,
+    now: datetime,
+) -> None:
     from monitor.store.stories import assign_stories
+    from monitor.stories import NewItem
 
     new_items = [NewItem.from_match(item_id, item, result) for item_id, item, result in inserted]
     assign_stories(conn, new_items, settings, now)

@@ -26,11 +26,14 @@ def make_engine(url: str, *, busy_timeout_s: float = 30.0) -> Engine:
     except ArgumentError as e:
         raise StorageError(f"invalid database URL {url!r}: {e}") from e
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed.render_as_string(hide_password=False), parsed.database,
-                              busy_timeout_s)
+        return _sqlite_engine(
+            parsed.render_as_string(hide_password=False), parsed.database, busy_timeout_s
+        )
     if parsed.get_backend_name() == "postgresql":
         return create_engine(parsed, pool_pre_ping=True, future=True)
-    raise StorageError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
+    raise StorageError(
+        f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
+    )
 
 
 def _sqlite_engine(url: str, database: str | None, busy_timeout_s: float) -> Engine:

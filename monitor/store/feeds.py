@@ -24,18 +24,38 @@ class SyncReport:
 def sync_feeds(conn: Connection, specs: Sequence[FeedSpec], now: datetime) -> SyncReport:
     """Make the feeds table follow the config: add new feeds, update settings, disable the
     ones no longer configured (their items stay)."""
-    rows = {r.url: r for r in conn.execute(select(feeds.c.id, feeds.c.url, feeds.c.name,
-            feeds.c.tags, feeds.c.lang, feeds.c.enabled, feeds.c.interval_s))}
+    rows = {
+        r.url: r
+        for r in conn.execute(
+            select(
+                feeds.c.id,
+                feeds.c.url,
+                feeds.c.name,
+                feeds.c.tags,
+                feeds.c.lang,
+                feeds.c.enabled,
+                feeds.c.interval_s,
+            )
+        )
+    }
     added = updated = disabled = 0
     configured = set()
     for spec in specs:
         configured.add(spec.url)
-        wanted = {"name": spec.name, "tags": list(spec.tags), "lang": spec.lang,
-                  "enabled": spec.enabled, "interval_s": int(spec.interval_s or 900)}
+        wanted = {
+            "name": spec.name,
+            "tags": list(spec.tags),
+            "lang": spec.lang,
+            "enabled": spec.enabled,
+            "interval_s": int(spec.interval_s or 900),
+        }
         row = rows.get(spec.url)
         if row is None:
-            conn.execute(feeds.insert().values(url=spec.url, created_at=now, error_count=0,
-                                               next_fetch_at=now, **wanted))
+            conn.execute(
+                feeds.insert().values(
+                    url=spec.url, created_at=now, error_count=0, next_fetch_at=now, **wanted
+                )
+            )
             added += 1
         elif any(getattr(row, k) != v for k, v in wanted.items()):
             conn.execute(update(feeds).where(feeds.c.id == row.id).values(**wanted))
@@ -48,20 +68,39 @@ def sync_feeds(conn: Connection, specs: Sequence[FeedSpec], now: datetime) -> Sy
 
 
 def _for_update(row: Any) -> FeedForUpdate:
-    return FeedForUpdate(id=row.id, url=row.moved_to or row.url, name=row.name, etag=row.etag,
-                         last_modified=row.last_modified, error_count=row.error_count,
-                         interval_s=row.interval_s, lang=row.lang)
+    return FeedForUpdate(
+        id=row.id,
+        url=row.moved_to or row.url,
+        name=row.name,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        error_count=row.error_count,
+        interval_s=row.interval_s,
+        lang=row.lang,
+    )
 
 
-_FOR_UPDATE_COLUMNS = (feeds.c.id, feeds.c.url, feeds.c.moved_to, feeds.c.name, feeds.c.etag,
-                       feeds.c.last_modified, feeds.c.error_count, feeds.c.interval_s, feeds.c.lang)
+_FOR_UPDATE_COLUMNS = (
+    feeds.c.id,
+    feeds.c.url,
+    feeds.c.moved_to,
+    feeds.c.name,
+    feeds.c.etag,
+    feeds.c.last_modified,
+    feeds.c.error_count,
+    feeds.c.interval_s,
+    feeds.c.lang,
+)
 
 
 def due_feeds(conn: Connection, now: datetime, limit: int) -> list[FeedForUpdate]:
     """Enabled feeds whose next poll time has come, most overdue first."""
-    query = (select(*_FOR_UPDATE_COLUMNS)
-             .where(feeds.c.enabled, or_(feeds.c.next_fetch_at.is_(None), feeds.c.next_fetch_at <= now))
-             .order_by(feeds.c.next_fetch_at.asc().nulls_first(), feeds.c.id).limit(limit))
+    query = (
+        select(*_FOR_UPDATE_COLUMNS)
+        .where(feeds.c.enabled, or_(feeds.c.next_fetch_at.is_(None), feeds.c.next_fetch_at <= now))
+        .order_by(feeds.c.next_fetch_at.asc().nulls_first(), feeds.c.id)
+        .limit(limit)
+    )
     return [_for_update(r) for r in conn.execute(query)]
 
 
@@ -69,8 +108,9 @@ def selected_feeds(conn: Connection, urls: Sequence[str] | None = None) -> list[
     """Enabled feeds (or the named ones, enabled or not), whatever their schedule."""
     query = select(*_FOR_UPDATE_COLUMNS).order_by(feeds.c.id)
     if urls:
-        query = query.where(or_(feeds.c.url.in_(urls), feeds.c.moved_to.in_(urls),
-                                feeds.c.name.in_(urls)))
+        query = query.where(
+            or_(feeds.c.url.in_(urls), feeds.c.moved_to.in_(urls), feeds.c.name.in_(urls))
+        )
     else:
         query = query.where(feeds.c.enabled)
     return [_for_update(r) for r in conn.execute(query)]
@@ -78,12 +118,15 @@ def selected_feeds(conn: Connection, urls: Sequence[str] | None = None) -> list[
 
 def apply_update(conn: Connection, intent: FeedUpdateIntent) -> None:
     """Record a poll's outcome; validators advance only on success (after items are stored)."""
-    values: dict[str, Any] = {"last_fetch_at": intent.fetched_at,
-                              "next_fetch_at": intent.next_fetch_at,
-                              "last_status": intent.http_status}
+    values: dict[str, Any] = {
+        "last_fetch_at": intent.fetched_at,
+        "next_fetch_at": intent.next_fetch_at,
+        "last_status": intent.http_status,
+    }
     if intent.ok:
-        values.update(last_success_at=intent.fetched_at, error_count=0, first_error_at=None,
-                      last_error=None)
+        values.update(
+            last_success_at=intent.fetched_at, error_count=0, first_error_at=None, last_error=None
+        )
         if not intent.not_modified:
             values.update(etag=intent.etag, last_modified=intent.last_modified)
         if intent.title:
@@ -91,8 +134,11 @@ def apply_update(conn: Connection, intent: FeedUpdateIntent) -> None:
         if intent.permanent_url:
             values["moved_to"] = intent.permanent_url
     else:
-        values.update(error_count=feeds.c.error_count + 1, last_error=intent.error,
-                      first_error_at=func.coalesce(feeds.c.first_error_at, intent.fetched_at))
+        values.update(
+            error_count=feeds.c.error_count + 1,
+            last_error=intent.error,
+            first_error_at=func.coalesce(feeds.c.first_error_at, intent.fetched_at),
+        )
     conn.execute(update(feeds).where(feeds.c.id == intent.feed_id).values(**values))
 
 
@@ -113,17 +159,34 @@ class FeedStatus:
 
 
 def feed_statuses(conn: Connection) -> list[FeedStatus]:
-    counts = (select(items.c.feed_id, func.count().label("n")).group_by(items.c.feed_id)
-              .subquery())
-    query = (select(feeds, func.coalesce(counts.c.n, 0).label("item_count"))
-             .outerjoin(counts, counts.c.feed_id == feeds.c.id).order_by(feeds.c.id))
-    return [FeedStatus(id=r.id, url=r.url, name=r.name, title=r.title, enabled=r.enabled,
-                       moved_to=r.moved_to, last_success_at=r.last_success_at,
-                       next_fetch_at=r.next_fetch_at, error_count=r.error_count,
-                       first_error_at=r.first_error_at, last_error=r.last_error,
-                       item_count=r.item_count) for r in conn.execute(query)]
+    counts = select(items.c.feed_id, func.count().label("n")).group_by(items.c.feed_id).subquery()
+    query = (
+        select(feeds, func.coalesce(counts.c.n, 0).label("item_count"))
+        .outerjoin(counts, counts.c.feed_id == feeds.c.id)
+        .order_by(feeds.c.id)
+    )
+    return [
+        FeedStatus(
+            id=r.id,
+            url=r.url,
+            name=r.name,
+            title=r.title,
+            enabled=r.enabled,
+            moved_to=r.moved_to,
+            last_success_at=r.last_success_at,
+            next_fetch_at=r.next_fetch_at,
+            error_count=r.error_count,
+            first_error_at=r.first_error_at,
+            last_error=r.last_error,
+            item_count=r.item_count,
+        )
+        for r in conn.execute(query)
+    ]
 
 
 def failing_count(conn: Connection) -> int:
-    return conn.execute(select(func.count()).select_from(feeds)
-                        .where(and_(feeds.c.enabled, feeds.c.error_count > 0))).scalar_one()
+    return conn.execute(
+        select(func.count())
+        .select_from(feeds)
+        .where(and_(feeds.c.enabled, feeds.c.error_count > 0))
+    ).scalar_one()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, func, select, update
+from sqlalchemy import Connection, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.store.schema import cycles, items, matches
@@ -23,31 +23,50 @@ def known_identities(conn: Connection, feed_id: int, identities: Iterable[str]) 
     found: set[str] = set()
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
-        found.update(conn.execute(select(items.c.identity).where(
-            items.c.feed_id == feed_id, items.c.identity.in_(chunk))).scalars())
+        found.update(
+            conn.execute(
+                select(items.c.identity).where(
+                    items.c.feed_id == feed_id, items.c.identity.in_(chunk)
+                )
+            ).scalars()
+        )
     return found
 
 
-def _insert(conn: Connection, table: Any) -> Insert:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows ON CONFLICT on the connection's backend."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def item_row(feed_id: int, item: Item) -> dict[str, Any]:
-    return {"feed_id": feed_id, "identity": item.identity, "guid": item.guid, "url": item.url,
-            "title": item.title, "summary": item.summary, "content": item.content,
-            "author": item.author, "published_at": item.published_at,
-            "updated_at": item.updated_at, "first_seen_at": item.first_seen_at,
-            "lang": item.lang, "content_hash": item.content_hash}
+    return {
+        "feed_id": feed_id,
+        "identity": item.identity,
+        "guid": item.guid,
+        "url": item.url,
+        "title": item.title,
+        "summary": item.summary,
+        "content": item.content,
+        "author": item.author,
+        "published_at": item.published_at,
+        "updated_at": item.updated_at,
+        "first_seen_at": item.first_seen_at,
+        "lang": item.lang,
+        "content_hash": item.content_hash,
+    }
 
 
 def insert_items(conn: Connection, feed_id: int, new: Sequence[Item]) -> dict[str, int]:
     """Insert items idempotently (ON CONFLICT DO NOTHING); identity → id of rows really added."""
     if not new:
         return {}
-    statement = (_insert(conn, items).on_conflict_do_nothing(
-        index_elements=[items.c.feed_id, items.c.identity])
-        .returning(items.c.id, items.c.identity))
+    statement = (
+        _insert(conn, items)
+        .on_conflict_do_nothing(index_elements=[items.c.feed_id, items.c.identity])
+        .returning(items.c.id, items.c.identity)
+    )
     rows = conn.execute(statement, [item_row(feed_id, i) for i in new]).all()
     return {r.identity: r.id for r in rows}
 
@@ -57,8 +76,12 @@ def insert_matches(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     matched_at); an item already matched keeps its row."""
     if not rows:
         return 0
-    statement = _insert(conn, matches).on_conflict_do_nothing(index_elements=[matches.c.item_id])
-    return conn.execute(statement, list(rows)).rowcount or 0
+    statement = (
+        _insert(conn, matches)
+        .on_conflict_do_nothing(index_elements=[matches.c.item_id])
+        .returning(matches.c.id)
+    )
+    return len(conn.execute(statement, list(rows)).all())
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,26 +96,58 @@ class CycleSummary:
 
 
 def start_cycle(conn: Connection, now: datetime, watchlist_version: str | None) -> int:
-    return conn.execute(cycles.insert().values(
-        started_at=now, feeds_fetched=0, feeds_not_modified=0, feeds_failed=0, new_items=0,
-        new_matches=0, watchlist_version=watchlist_version).returning(cycles.c.id)).scalar_one()
+    statement = (
+        cycles.insert()
+        .values(
+            started_at=now,
+            feeds_fetched=0,
+            feeds_not_modified=0,
+            feeds_failed=0,
+            new_items=0,
+            new_matches=0,
+            watchlist_version=watchlist_version,
+        )
+        .returning(cycles.c.id)
+    )
+    cycle_id: int = conn.execute(statement).scalar_one()
+    return cycle_id
 
 
 def finish_cycle(conn: Connection, cycle_id: int, summary: CycleSummary) -> None:
-    conn.execute(update(cycles).where(cycles.c.id == cycle_id).values(
-        finished_at=summary.finished_at, feeds_fetched=summary.feeds_fetched,
-        feeds_not_modified=summary.feeds_not_modified, feeds_failed=summary.feeds_failed,
-        new_items=summary.new_items, new_matches=summary.new_matches))
+    conn.execute(
+        update(cycles)
+        .where(cycles.c.id == cycle_id)
+        .values(
+            finished_at=summary.finished_at,
+            feeds_fetched=summary.feeds_fetched,
+            feeds_not_modified=summary.feeds_not_modified,
+            feeds_failed=summary.feeds_failed,
+            new_items=summary.new_items,
+            new_matches=summary.new_matches,
+        )
+    )
 
 
 def last_cycle(conn: Connection) -> CycleSummary | None:
-    row = conn.execute(select(cycles).where(cycles.c.finished_at.is_not(None))
-                       .order_by(cycles.c.id.desc()).limit(1)).first()
+    row = conn.execute(
+        select(cycles)
+        .where(cycles.c.finished_at.is_not(None))
+        .order_by(cycles.c.id.desc())
+        .limit(1)
+    ).first()
     if row is None:
         return None
-    return CycleSummary(row.started_at, row.finished_at, row.feeds_fetched,
-                        row.feeds_not_modified, row.feeds_failed, row.new_items, row.new_matches)
+    return CycleSummary(
+        row.started_at,
+        row.finished_at,
+        row.feeds_fetched,
+        row.feeds_not_modified,
+        row.feeds_failed,
+        row.new_items,
+        row.new_matches,
+    )
 
 
-def count_rows(conn: Connection, table: Any) -> int:
-    return conn.execute(select(func.count()).select_from(table)).scalar_one()
+def count_rows(conn: Connection, table: Table) -> int:
+    count: int = conn.execute(select(func.count()).select_from(table)).scalar_one()
+    return count

@@ -57,9 +57,10 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if isinstance(value, str):
             value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        moment: datetime = value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
 
 
 #: Marks the database as ours; a database without it (and not empty) is refused.
@@ -159,6 +160,8 @@ story_bands = Table(
     Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
     Column("first_seen_at", UtcDateTime, nullable=False),
     Index("ix_story_bands_first_seen_at", "first_seen_at"),
+    #: Finds a batch's own bands for the candidate self-join (and serves ON DELETE CASCADE).
+    Index("ix_story_bands_item_id", "item_id"),
 )
 
 item_signatures = Table(

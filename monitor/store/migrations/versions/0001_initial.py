@@ -237,6 +237,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("band", "band_hash", "item_id", name=op.f("pk_story_bands")),
     )
     op.create_index("ix_story_bands_first_seen_at", "story_bands", ["first_seen_at"], unique=False)
+    op.create_index("ix_story_bands_item_id", "story_bands", ["item_id"], unique=False)
     op.create_table(
         "digest_matches",
         sa.Column("channel", sa.String(length=128), nullable=False),
@@ -264,6 +265,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_digest_matches_digest_id", table_name="digest_matches")
     op.drop_table("digest_matches")
+    op.drop_index("ix_story_bands_item_id", table_name="story_bands")
     op.drop_index("ix_story_bands_first_seen_at", table_name="story_bands")
     op.drop_table("story_bands")
     op.drop_index(op.f("ix_matches_matched_at"), table_name="matches")

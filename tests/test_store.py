@@ -1,0 +1,176 @@
+"""Storage on SQLite and PostgreSQL: feed sync, idempotent inserts, refusal of foreign databases."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, func, select, text
+
+from monitor.errors import LockedError, StorageError
+from monitor.settings import FeedSpec
+from monitor.store import Storage, make_engine, require_current, upgrade
+from monitor.store.lock import instance_lock
+from monitor.store.schema import feeds, items
+from monitor.types import FeedUpdateIntent, Item
+
+NOW = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
+
+
+def spec(url: str, **kw: object) -> FeedSpec:
+    base = {"name": None, "interval_s": 900, "enabled": True, "tags": (), "lang": None}
+    return FeedSpec(url=url, **{**base, **kw})  # type: ignore[arg-type]
+
+
+def item(identity: str, title: str = "Talks resume in Istanbul") -> Item:
+    return Item(identity=identity, guid=identity, url=f"https://news.example/{identity}",
+                title=title, summary="Delegations met for two hours.", content="",
+                author=None, published_at=NOW - timedelta(hours=1), updated_at=None,
+                first_seen_at=NOW, lang="en", content_hash="h" + identity)
+
+
+def test_sync_feeds_adds_updates_disables(engine: Engine) -> None:
+    storage = Storage(engine)
+    report = storage.sync_feeds([spec("https://a.example/rss"), spec("https://b.example/rss")], NOW)
+    assert (report.added, report.updated, report.disabled) == (2, 0, 0)
+    report = storage.sync_feeds([spec("https://a.example/rss", name="A", interval_s=600)], NOW)
+    assert (report.added, report.updated, report.disabled) == (0, 1, 1)
+    assert [f.url for f in storage.selected_feeds()] == ["https://a.example/rss"]
+    assert storage.selected_feeds()[0].interval_s == 600
+
+
+def test_due_feeds_follow_next_fetch_at(engine: Engine) -> None:
+    storage = Storage(engine)
+    storage.sync_feeds([spec("https://a.example/rss"), spec("https://b.example/rss")], NOW)
+    a, b = storage.due_feeds(NOW, 10)
+    storage.update_feed(FeedUpdateIntent(feed_id=a.id, fetched_at=NOW,
+                                         next_fetch_at=NOW + timedelta(minutes=15),
+                                         etag='"v1"', last_modified="Mon, 02 Jun 2025 09:00:00 GMT",
+                                         http_status=200))
+    assert [f.id for f in storage.due_feeds(NOW, 10)] == [b.id]
+    later = storage.due_feeds(NOW + timedelta(minutes=16), 10)
+    assert {f.id for f in later} == {a.id, b.id}
+    refreshed = next(f for f in later if f.id == a.id)
+    assert (refreshed.etag, refreshed.error_count) == ('"v1"', 0)
+
+
+def test_failure_keeps_validators_and_counts_errors(engine: Engine) -> None:
+    storage = Storage(engine)
+    storage.sync_feeds([spec("https://a.example/rss")], NOW)
+    (feed,) = storage.due_feeds(NOW, 10)
+    storage.update_feed(FeedUpdateIntent(feed_id=feed.id, fetched_at=NOW, next_fetch_at=NOW,
+                                         etag='"v1"', http_status=200))
+    for n in range(3):
+        storage.update_feed(FeedUpdateIntent(feed_id=feed.id, fetched_at=NOW + timedelta(hours=n),
+                                             next_fetch_at=NOW, ok=False, error="HTTP 500",
+                                             http_status=500))
+    (feed,) = storage.due_feeds(NOW, 10)
+    assert (feed.etag, feed.error_count) == ('"v1"', 3)
+    with engine.connect() as conn:
+        row = conn.execute(select(feeds.c.first_error_at, feeds.c.last_error)).one()
+    assert row.first_error_at == NOW and row.last_error == "HTTP 500"
+
+
+def test_permanent_redirect_is_followed_next_time(engine: Engine) -> None:
+    storage = Storage(engine)
+    storage.sync_feeds([spec("https://old.example/rss")], NOW)
+    (feed,) = storage.due_feeds(NOW, 10)
+    storage.update_feed(FeedUpdateIntent(feed_id=feed.id, fetched_at=NOW, next_fetch_at=NOW,
+                                         permanent_url="https://new.example/rss"))
+    assert storage.due_feeds(NOW, 10)[0].url == "https://new.example/rss"
+
+
+def test_inserts_are_idempotent(engine: Engine) -> None:
+    storage = Storage(engine)
+    storage.sync_feeds([spec("https://a.example/rss")], NOW)
+    (feed,) = storage.due_feeds(NOW, 10)
+    first = storage.save_items(feed.id, [item("1"), item("2")], [None, None], NOW)
+    again = storage.save_items(feed.id, [item("2"), item("3")], [None, None], NOW)
+    assert (first.new_items, again.new_items) == (2, 1)
+    assert storage.known_identities(feed.id, ["1", "3", "4"]) == {"1", "3"}
+
+
+def test_text_with_every_unicode_plane_round_trips(engine: Engine) -> None:
+    storage = Storage(engine)
+    storage.sync_feeds([spec("https://a.example/rss")], NOW)
+    (feed,) = storage.due_feeds(NOW, 10)
+    title = "Зеленський і Ердоган: переговори 🕊️ — «мир»"
+    storage.save_items(feed.id, [item("u", title)], [None], NOW)
+    with engine.connect() as conn:
+        stored = conn.execute(select(items.c.title, items.c.first_seen_at)).one()
+    assert stored.title == title and stored.first_seen_at == NOW
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(polls=st.lists(st.lists(st.sampled_from("abcdefgh"), max_size=8), min_size=1, max_size=6))
+def test_any_sequence_of_polls_stores_each_item_once(engine: Engine, polls: list[list[str]]) -> None:
+    storage = Storage(engine)
+    with engine.begin() as conn:
+        conn.execute(items.delete())
+    storage.sync_feeds([spec("https://p.example/rss")], NOW)
+    (feed,) = storage.selected_feeds()
+    for poll in polls:
+        batch = [item(i) for i in dict.fromkeys(poll)]
+        known = storage.known_identities(feed.id, [i.identity for i in batch])
+        fresh = [i for i in batch if i.identity not in known]
+        storage.save_items(feed.id, fresh, [None] * len(fresh), NOW)
+        # and a replay of the whole batch, as after a crash before the validators advanced
+        storage.save_items(feed.id, batch, [None] * len(batch), NOW)
+    with engine.connect() as conn:
+        stored = conn.execute(select(items.c.identity, func.count()).group_by(items.c.identity)).all()
+    assert {identity for identity, _ in stored} == {i for poll in polls for i in poll}
+    assert all(count == 1 for _, count in stored)
+
+
+def test_migrating_twice_changes_nothing(engine: Engine) -> None:
+    assert upgrade(engine) == "0001"
+    require_current(engine)
+
+
+def test_foreign_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        conn.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    with pytest.raises(StorageError, match="not the monitor's"):
+        upgrade(make_engine(f"sqlite:///{path}"))
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT total FROM invoices").fetchall() == [(9.5,)]
+
+
+def test_corrupt_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    garbage = b"this is not a database file at all " * 200
+    path.write_bytes(garbage)
+    with pytest.raises(StorageError, match="cannot use the database"):
+        upgrade(make_engine(f"sqlite:///{path}"))
+    assert path.read_bytes() == garbage
+
+
+def test_unmigrated_database_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="monitor db upgrade"):
+        require_current(make_engine(f"sqlite:///{tmp_path / 'new.db'}"))
+
+
+def test_only_one_instance_polls_a_database(engine: Engine) -> None:
+    with instance_lock(engine), pytest.raises(LockedError, match="already polling"):
+        other = make_engine(engine.url.render_as_string(hide_password=False))
+        try:
+            with instance_lock(other):
+                pass
+        finally:
+            other.dispose()
+    with instance_lock(engine):  # released: can be taken again
+        pass
+
+
+def test_sqlite_pragmas_are_set_on_every_connection(sqlite_engine: Engine) -> None:
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
