@@ -1,0 +1,195 @@
+"""Benchmark of story clustering on SQLite: a cold cycle, and per-item cost as history grows.
+
+    python bench/bench_stories.py [--cold 30000] [--history 10000,50000,200000] [--batch 100]
+
+Synthetic items: events are drawn from a shared news vocabulary (so unrelated items overlap a
+little, as real coverage of one region does); each event is reported by several outlets that
+reword it (drop, swap and add words). Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, insert, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from monitor.settings import StoriesSettings
+from monitor.store.engine import make_engine
+from monitor.store.items import insert_items
+from monitor.store.migrate import upgrade
+from monitor.store.schema import feeds
+from monitor.store.stories import assign_stories
+from monitor.stories import NewItem
+from monitor.types import Item
+
+NOW = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
+SETTINGS = StoriesSettings()
+
+
+def vocabulary(rng: random.Random, size: int = 6000) -> list[str]:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return ["".join(rng.choice(letters) for _ in range(rng.randint(4, 10))) for _ in range(size)]
+
+
+@dataclass
+class Generator:
+    rng: random.Random
+    words: list[str]
+    serial: int = 0
+
+    def _common_word(self) -> str:
+        # Every outlet covering one region shares a few hundred words ("ukraine", "talks").
+        return self.words[self.rng.randrange(300)]
+
+    def event(self) -> list[str]:
+        core = {self.rng.choice(self.words) for _ in range(16)}
+        return list(core | {self._common_word() for _ in range(4)})
+
+    def report(self, event: list[str], at: datetime) -> Item:
+        self.serial += 1
+        kept = self.rng.sample(event, k=max(6, int(len(event) * 0.7)))
+        extra = [self._common_word() for _ in range(4)]
+        extra += [self.rng.choice(self.words) for _ in range(10)]
+        body = kept + extra
+        self.rng.shuffle(body)
+        title, summary = " ".join(body[:8]).capitalize(), " ".join(body[8:]) + "."
+        ident = f"i{self.serial}"
+        return Item(
+            identity=ident,
+            guid=ident,
+            url=f"https://news{self.serial % 97}.example/{ident}",
+            title=title,
+            summary=summary,
+            content="",
+            author=None,
+            published_at=at,
+            updated_at=None,
+            first_seen_at=NOW,
+            lang="en",
+            content_hash=hashlib.sha256(f"{title}\n{summary}".encode()).hexdigest(),
+        )
+
+    def items(self, count: int, start: datetime, span: timedelta) -> Iterator[Item]:
+        made = 0
+        while made < count:
+            at = start + span * self.rng.random()
+            event = self.event()
+            for _ in range(min(self.rng.randint(1, 8), count - made)):
+                yield self.report(event, at + timedelta(minutes=self.rng.randint(0, 600)))
+                made += 1
+
+
+def fresh_engine(directory: Path, name: str) -> Engine:
+    engine = make_engine(f"sqlite:///{directory / name}.db")
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(feeds),
+            [
+                {
+                    "url": f"https://feed{i}.example/rss",
+                    "name": f"feed {i}",
+                    "tags": [],
+                    "enabled": True,
+                    "interval_s": 900,
+                    "error_count": 0,
+                    "created_at": NOW,
+                }
+                for i in range(1, 101)
+            ],
+        )
+    return engine
+
+
+def load(engine: Engine, batch: list[Item], feed_id: int, now: datetime) -> tuple[float, float]:
+    """Insert one feed's items and assign stories; (insert seconds, clustering seconds)."""
+    with engine.begin() as conn:
+        t0 = time.perf_counter()
+        ids = insert_items(conn, feed_id, batch)
+        t1 = time.perf_counter()
+        assign_stories(conn, [NewItem(ids[i.identity], i) for i in batch], SETTINGS, now)
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t1
+
+
+def run_batches(
+    engine: Engine, items: list[Item], batch: int, now: datetime
+) -> tuple[float, float]:
+    insert_s = cluster_s = 0.0
+    for n, start in enumerate(range(0, len(items), batch)):
+        i_s, c_s = load(engine, items[start : start + batch], n % 100 + 1, now)
+        insert_s += i_s
+        cluster_s += c_s
+    return insert_s, cluster_s
+
+
+def cold_cycle(directory: Path, count: int, batch: int) -> None:
+    gen = Generator(random.Random(7), vocabulary(random.Random(1)))
+    items = list(gen.items(count, NOW - timedelta(days=2), timedelta(days=2)))
+    engine = fresh_engine(directory, "cold")
+    insert_s, cluster_s = run_batches(engine, items, batch, NOW)
+    with engine.connect() as conn:
+        stories = conn.execute(text("SELECT count(*) FROM stories")).scalar()
+    engine.dispose()
+    print(f"\n### Cold cycle: {count} items in batches of {batch} (SQLite)\n")
+    print("| items | stories | insert items (s) | clustering (s) | clustering µs/item |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| {count} | {stories} | {insert_s:.2f} | {cluster_s:.2f} | "
+        f"{cluster_s / count * 1e6:.0f} |"
+    )
+
+
+def history_growth(directory: Path, sizes: list[int], batch: int, probe: int) -> None:
+    gen = Generator(random.Random(11), vocabulary(random.Random(1)))
+    engine = fresh_engine(directory, "history")
+    print(f"\n### Per-item clustering cost as history grows (probe of {probe} new items)\n")
+    print("| stored items | probe clustering (s) | µs/item |")
+    print("|---|---|---|")
+    stored = 0
+    day = 0
+    for size in sizes:
+        while stored < size:
+            chunk = min(20000, size - stored)
+            # Older history: one simulated day per chunk, moving back in time.
+            day += 1
+            start = NOW - timedelta(days=4 + day)
+            old = list(gen.items(chunk, start, timedelta(days=1)))
+            run_batches(engine, old, 500, start + timedelta(days=1))
+            stored += chunk
+        fresh = list(gen.items(probe, NOW - timedelta(days=1), timedelta(days=1)))
+        _, cluster_s = run_batches(engine, fresh, batch, NOW)
+        stored += probe
+        print(f"| {size} | {cluster_s:.3f} | {cluster_s / probe * 1e6:.0f} |")
+        sys.stdout.flush()
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cold", type=int, default=30000)
+    parser.add_argument("--history", default="10000,50000,200000")
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--probe", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.cold:
+            cold_cycle(Path(tmp), args.cold, args.batch)
+        sizes = [int(s) for s in args.history.split(",") if s]
+        if sizes:
+            history_growth(Path(tmp), sizes, args.batch, args.probe)
+
+
+if __name__ == "__main__":
+    main()

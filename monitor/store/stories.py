@@ -1,0 +1,461 @@
+"""Story storage: places new items in stories inside the feed's transaction, and lists stories.
+
+`assign_stories` is called right after a feed's new items are inserted:
+
+    fingerprints of the new items (pure, batched)
+    → exact duplicates by canonical URL / content hash      (one indexed query)
+    → save signatures and LSH bands                         (two executemany inserts)
+    → stored candidates sharing a band, within the window   (one self-join + one detail query)
+    → plan_batch decides join-or-start for each item        (pure, monitor.stories)
+    → insert new stories, update touched ones, link items   (executemany)
+
+All state lives in the database (bands, signatures, stories), so a restart loses nothing;
+every lookup is bounded by the window and served by an index, so the cost per item does not
+grow with the stored history.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.errors import StorageError
+from monitor.settings import StoriesSettings
+from monitor.store.schema import feeds, item_signatures, items, stories, story_bands
+from monitor.stories import (
+    Candidate,
+    Decision,
+    Fingerprint,
+    NewItem,
+    Prepared,
+    StoryAssignment,
+    StoryRules,
+    appeared_at,
+    duplicate_roots,
+    fingerprints,
+    plan_batch,
+    shingles,
+    signature_bytes,
+    signature_from_bytes,
+    union_sorted,
+)
+
+#: Largest IN list sent at once (well under SQLite's and PostgreSQL's parameter limits).
+CHUNK = 5000
+
+StoryKey = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMember:
+    """One item of a story, as listed to a person."""
+
+    item_id: int
+    link: str | None
+    title: str
+    feed: str
+    published_at: datetime | None
+    first_seen_at: datetime
+    appeared_at: datetime
+    duplicate_of: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryView:
+    """A story with its members in order of first appearance (who reported it, who first)."""
+
+    id: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    item_count: int
+    representative_item_id: int | None
+    actors: tuple[str, ...]
+    topics: tuple[str, ...]
+    terms: tuple[str, ...]
+    members: tuple[StoryMember, ...]
+
+    @property
+    def title(self) -> str:
+        for m in self.members:
+            if m.item_id == self.representative_item_id:
+                return m.title
+        return self.members[0].title if self.members else ""
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Feed names, first reporter first, each once."""
+        return tuple(dict.fromkeys(m.feed for m in self.members))
+
+
+# --- assignment ---------------------------------------------------------------------------
+
+
+def assign_stories(
+    conn: Connection,
+    new_items: Sequence[NewItem],
+    settings: StoriesSettings,
+    now: datetime,
+) -> list[StoryAssignment]:
+    """Place freshly inserted items in stories (same transaction); one assignment per item."""
+    if not new_items:
+        return []
+    try:
+        return _assign(conn, new_items, StoryRules.from_settings(settings), now)
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot assign stories: {e}") from e
+
+
+def _assign(
+    conn: Connection, new_items: Sequence[NewItem], rules: StoryRules, now: datetime
+) -> list[StoryAssignment]:
+    prints = fingerprints([shingles(n.item.title, n.item.summary) for n in new_items])
+    roots = _duplicate_roots(conn, new_items, prints)
+    batch = [
+        Prepared(n.item_id, appeared_at(n.item), fp, roots.get(n.item_id))
+        for n, fp in zip(new_items, prints, strict=True)
+    ]
+    _save_fingerprints(conn, batch)
+    batch_ids = {p.item_id for p in batch}
+    candidates = _stored_candidates(conn, batch_ids, lower_bound(batch, rules, now))
+    outside_roots = {r for r in roots.values() if r not in batch_ids}
+    decisions = plan_batch(batch, candidates, _story_ids(conn, outside_roots), rules)
+    return _apply(conn, new_items, batch, decisions)
+
+
+def lower_bound(batch: Sequence[Prepared], rules: StoryRules, now: datetime) -> datetime:
+    """Oldest appearance a stored candidate may have: a window before the batch's oldest item,
+    but never more than two windows before `now` (a backfill of old items does not make the
+    lookup scan history; such items only meet recent ones and each other)."""
+    oldest = min(p.appeared_at for p in batch)
+    return max(oldest - rules.window, now - 2 * rules.window)
+
+
+def _chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for v in values:
+        chunk.append(v)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _duplicate_roots(
+    conn: Connection, new_items: Sequence[NewItem], prints: Sequence[Fingerprint]
+) -> dict[int, int]:
+    """New item id → earliest stored item with the same canonical URL or content hash."""
+    urls = {n.item.url for n in new_items if n.item.url}
+    hashes = {n.item.content_hash for n, fp in zip(new_items, prints, strict=True) if fp.comparable}
+    rows: list[tuple[int, str | None, str | None]] = []
+    earlier_root: dict[int, int] = {}
+    for column, values in ((items.c.url, urls), (items.c.content_hash, hashes)):
+        for chunk in _chunks(sorted(values)):
+            query = select(items.c.id, items.c.url, items.c.content_hash, items.c.duplicate_of)
+            for row in conn.execute(query.where(column.in_(chunk))):
+                rows.append(
+                    (
+                        row.id,
+                        row.url if row.url in urls else None,
+                        row.content_hash if row.content_hash in hashes else None,
+                    )
+                )
+                if row.duplicate_of is not None:
+                    earlier_root[row.id] = row.duplicate_of
+    new_ids = {n.item_id for n in new_items}
+    roots = duplicate_roots(rows)
+    return {i: earlier_root.get(r, r) for i, r in roots.items() if i in new_ids}
+
+
+def _save_fingerprints(conn: Connection, batch: Sequence[Prepared]) -> None:
+    conn.execute(
+        insert(item_signatures),
+        [
+            {"item_id": p.item_id, "signature": signature_bytes(p.fingerprint.signature)}
+            for p in batch
+        ],
+    )
+    comparable = [p for p in batch if p.fingerprint.comparable]
+    if not comparable:
+        return
+    # Tens of rows per item: sent straight to the driver, each timestamp converted once.
+    to_db = story_bands.c.first_seen_at.type.bind_processor(conn.dialect)
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    statement = (
+        f"INSERT INTO {story_bands.name} (band, band_hash, item_id, first_seen_at) "
+        f"VALUES ({mark}, {mark}, {mark}, {mark})"
+    )
+    rows: list[tuple[int, int, int, Any]] = []
+    for p in comparable:
+        when = to_db(p.appeared_at) if to_db is not None else p.appeared_at
+        rows.extend(
+            (band, value, p.item_id, when) for band, value in enumerate(p.fingerprint.bands)
+        )
+    conn.exec_driver_sql(statement, rows)
+
+
+def _stored_candidates(
+    conn: Connection, batch_ids: set[int], lower: datetime
+) -> dict[int, list[Candidate]]:
+    """Stored items (outside the batch) sharing a band with a batch item, appeared ≥ `lower`."""
+    new, old = story_bands.alias("new"), story_bands.alias("old")
+    pairs: dict[int, set[int]] = defaultdict(set)
+    for chunk in _chunks(sorted(batch_ids)):
+        query = (
+            select(new.c.item_id.label("new_id"), old.c.item_id.label("old_id"))
+            .distinct()
+            .select_from(
+                new.join(old, and_(old.c.band == new.c.band, old.c.band_hash == new.c.band_hash))
+            )
+            .where(new.c.item_id.in_(chunk), old.c.first_seen_at >= lower)
+        )
+        for row in conn.execute(query):
+            if row.old_id not in batch_ids:
+                pairs[row.new_id].add(row.old_id)
+    details = _candidate_details(conn, {o for olds in pairs.values() for o in olds})
+    return {
+        new_id: [details[o] for o in sorted(olds) if o in details] for new_id, olds in pairs.items()
+    }
+
+
+def _candidate_details(conn: Connection, item_ids: set[int]) -> dict[int, Candidate]:
+    out: dict[int, Candidate] = {}
+    for chunk in _chunks(sorted(item_ids)):
+        query = (
+            select(
+                items.c.id,
+                items.c.story_id,
+                items.c.published_at,
+                items.c.first_seen_at,
+                item_signatures.c.signature,
+            )
+            .join(item_signatures, item_signatures.c.item_id == items.c.id)
+            .where(items.c.id.in_(chunk))
+        )
+        for row in conn.execute(query):
+            out[row.id] = Candidate(
+                row.id,
+                row.story_id,
+                _appeared(row.published_at, row.first_seen_at),
+                signature_from_bytes(row.signature),
+            )
+    return out
+
+
+def _appeared(published: datetime | None, first_seen: datetime) -> datetime:
+    """`monitor.stories.appeared_at` for a stored row."""
+    return published if published is not None and published <= first_seen else first_seen
+
+
+def _story_ids(conn: Connection, item_ids: Iterable[int]) -> dict[int, int | None]:
+    out: dict[int, int | None] = {}
+    for chunk in _chunks(sorted(item_ids)):
+        query = select(items.c.id, items.c.story_id).where(items.c.id.in_(chunk))
+        out.update({row.id: row.story_id for row in conn.execute(query)})
+    return out
+
+
+def _apply(
+    conn: Connection,
+    new_items: Sequence[NewItem],
+    batch: Sequence[Prepared],
+    decisions: Sequence[Decision],
+) -> list[StoryAssignment]:
+    by_id = {n.item_id: n for n in new_items}
+    when = {p.item_id: p.appeared_at for p in batch}
+    groups: dict[StoryKey, list[int]] = defaultdict(list)
+    for d in decisions:
+        groups[_key(d)].append(d.item_id)
+    story_of = _insert_new_stories(conn, groups, by_id, when)
+    story_of.update(_update_old_stories(conn, groups, by_id, when))
+    conn.execute(
+        update(items)
+        .where(items.c.id == bindparam("b_id"))
+        .values(story_id=bindparam("b_story"), duplicate_of=bindparam("b_dup")),
+        [
+            {"b_id": d.item_id, "b_story": story_of[_key(d)], "b_dup": d.duplicate_of}
+            for d in decisions
+        ],
+    )
+    return [
+        StoryAssignment(
+            d.item_id,
+            story_of[_key(d)],
+            d.starts_story,
+            d.duplicate_of,
+            d.via_item_id,
+            d.similarity,
+        )
+        for d in decisions
+    ]
+
+
+def _key(d: Decision) -> StoryKey:
+    if d.story_id is not None:
+        return ("stored", d.story_id)
+    assert d.leader_id is not None
+    return ("new", d.leader_id)
+
+
+def _aggregate(members: Sequence[NewItem], when: Mapping[int, datetime]) -> dict[str, Any]:
+    """Story columns computed from a group of new members (representative: earliest)."""
+    first = min(members, key=lambda n: (when[n.item_id], n.item_id))
+    return {
+        "representative_item_id": first.item_id,
+        "first_seen_at": when[first.item_id],
+        "last_seen_at": max(when[n.item_id] for n in members),
+        "item_count": len(members),
+        "actors": union_sorted(*(n.actors for n in members)),
+        "topics": union_sorted(*(n.topics for n in members)),
+        "terms": union_sorted(*(n.terms for n in members)),
+    }
+
+
+def _insert_new_stories(
+    conn: Connection,
+    groups: Mapping[StoryKey, list[int]],
+    by_id: Mapping[int, NewItem],
+    when: Mapping[int, datetime],
+) -> dict[StoryKey, int]:
+    keys = [k for k in groups if k[0] == "new"]
+    if not keys:
+        return {}
+    rows = [_aggregate([by_id[i] for i in groups[k]], when) for k in keys]
+    result = conn.execute(
+        insert(stories).returning(stories.c.id, sort_by_parameter_order=True), rows
+    )
+    return dict(zip(keys, result.scalars().all(), strict=True))
+
+
+def _update_old_stories(
+    conn: Connection,
+    groups: Mapping[StoryKey, list[int]],
+    by_id: Mapping[int, NewItem],
+    when: Mapping[int, datetime],
+) -> dict[StoryKey, int]:
+    ids = [k[1] for k in groups if k[0] == "stored"]
+    if not ids:
+        return {}
+    current = {}
+    for chunk in _chunks(ids):
+        current.update(
+            {r.id: r for r in conn.execute(select(stories).where(stories.c.id.in_(chunk)))}
+        )
+    rows = []
+    for story_id in ids:
+        added = _aggregate([by_id[i] for i in groups[("stored", story_id)]], when)
+        rows.append(_merged(current[story_id], added) | {"b_id": story_id})
+    conn.execute(
+        update(stories)
+        .where(stories.c.id == bindparam("b_id"))
+        .values({c: bindparam(f"b_{c}") for c in _MERGED}),
+        [{("b_" + k if k in _MERGED else k): v for k, v in row.items()} for row in rows],
+    )
+    return {("stored", i): i for i in ids}
+
+
+_MERGED = (
+    "representative_item_id",
+    "first_seen_at",
+    "last_seen_at",
+    "item_count",
+    "actors",
+    "topics",
+    "terms",
+)
+
+
+def _merged(row: Any, added: Mapping[str, Any]) -> dict[str, Any]:
+    earlier = added["first_seen_at"] < row.first_seen_at or row.representative_item_id is None
+    return {
+        "representative_item_id": (
+            added["representative_item_id"] if earlier else row.representative_item_id
+        ),
+        "first_seen_at": min(row.first_seen_at, added["first_seen_at"]),
+        "last_seen_at": max(row.last_seen_at, added["last_seen_at"]),
+        "item_count": row.item_count + added["item_count"],
+        "actors": union_sorted(row.actors or (), added["actors"]),
+        "topics": union_sorted(row.topics or (), added["topics"]),
+        "terms": union_sorted(row.terms or (), added["terms"]),
+    }
+
+
+# --- listing ------------------------------------------------------------------------------
+
+
+def list_stories(conn: Connection, since: datetime, limit: int = 50) -> list[StoryView]:
+    """Stories with coverage since `since`, most recently updated first, with their members."""
+    query = (
+        select(stories)
+        .where(stories.c.last_seen_at >= since)
+        .order_by(stories.c.last_seen_at.desc(), stories.c.id.desc())
+        .limit(limit)
+    )
+    rows = list(conn.execute(query))
+    members = _members(conn, [r.id for r in rows])
+    return [_view(r, members.get(r.id, [])) for r in rows]
+
+
+def get_story(conn: Connection, story_id: int) -> StoryView | None:
+    """One story with its members, or None when there is no such story."""
+    row = conn.execute(select(stories).where(stories.c.id == story_id)).first()
+    if row is None:
+        return None
+    return _view(row, _members(conn, [story_id]).get(story_id, []))
+
+
+def _members(conn: Connection, story_ids: Sequence[int]) -> dict[int, list[StoryMember]]:
+    out: dict[int, list[StoryMember]] = defaultdict(list)
+    feed_name = func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url)
+    for chunk in _chunks(story_ids):
+        query = (
+            select(
+                items.c.id,
+                items.c.story_id,
+                items.c.url,
+                items.c.title,
+                items.c.published_at,
+                items.c.first_seen_at,
+                items.c.duplicate_of,
+                feed_name.label("feed"),
+            )
+            .join(feeds, feeds.c.id == items.c.feed_id)
+            .where(items.c.story_id.in_(chunk))
+        )
+        for r in conn.execute(query):
+            seen = _appeared(r.published_at, r.first_seen_at)
+            out[r.story_id].append(
+                StoryMember(
+                    r.id,
+                    r.url,
+                    r.title,
+                    r.feed,
+                    r.published_at,
+                    r.first_seen_at,
+                    seen,
+                    r.duplicate_of,
+                )
+            )
+    for members in out.values():
+        members.sort(key=lambda m: (m.appeared_at, m.item_id))
+    return out
+
+
+def _view(row: Any, members: Sequence[StoryMember]) -> StoryView:
+    return StoryView(
+        id=row.id,
+        first_seen_at=row.first_seen_at,
+        last_seen_at=row.last_seen_at,
+        item_count=row.item_count,
+        representative_item_id=row.representative_item_id,
+        actors=tuple(row.actors or ()),
+        topics=tuple(row.topics or ()),
+        terms=tuple(row.terms or ()),
+        members=tuple(members),
+    )

@@ -1,0 +1,216 @@
+"""Story clustering, pure parts: shingles, signatures, bands, the decision, the evaluation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datasketch import MinHash
+
+from monitor.errors import ConfigError
+from monitor.evaluate_stories import format_report, load_labelled, run
+from monitor.settings import StoriesSettings
+from monitor.stories import (
+    BANDS,
+    NUM_PERM,
+    SEED,
+    Candidate,
+    Prepared,
+    StoryRules,
+    appeared_at,
+    choose_story,
+    duplicate_roots,
+    fingerprints,
+    plan_batch,
+    shingle_hash,
+    shingles,
+    signature_bytes,
+    signature_from_bytes,
+    signatures,
+    similarity,
+)
+from monitor.types import Item
+
+LABELLED = Path(__file__).parent / "data" / "stories"
+T0 = datetime(2025, 5, 16, 10, 0, tzinfo=UTC)
+RULES = StoryRules(window=timedelta(hours=72), threshold=0.1, slope_per_hour=0.004)
+
+
+def test_shingles_fold_case_accents_punctuation_and_stopwords() -> None:
+    assert shingles("Zelensky’s SPEECH: “Peace!”", "Reported by the Kyiv Independent") == {
+        "zelens",
+        "speech",
+        "peace",
+        "kyiv",
+        "indepe",
+    }
+    assert shingles("Café crème", "") == shingles("CAFE creme", "")
+
+
+def test_signatures_equal_datasketch_minhash() -> None:
+    sets = [{"putin", "witkoff", "petersburg"}, {"sanctions", "package"}, set()]
+    ours = signatures(sets)
+    for row, words in zip(ours, sets, strict=True):
+        reference = MinHash(num_perm=NUM_PERM, seed=SEED, hashfunc=shingle_hash, scheme="affine32")
+        reference.update_batch(sorted(words))
+        assert np.array_equal(row, reference.hashvalues)
+
+
+def test_similarity_estimates_jaccard() -> None:
+    base = {f"w{i}" for i in range(60)}
+    other = {f"w{i}" for i in range(30, 90)}  # Jaccard 30/90
+    sig_a, sig_b = signatures([base, other])
+    assert abs(similarity(sig_a, sig_b) - 1 / 3) < 0.12
+    assert similarity(sig_a, sig_a) == 1.0
+
+
+def test_bands_are_equal_for_equal_sets_and_fit_bigint() -> None:
+    fa, fb, fc = fingerprints([{"a", "b", "c"}, {"c", "b", "a"}, {"x", "y", "z"}])
+    assert fa.bands == fb.bands and len(fa.bands) == BANDS
+    assert fa.bands != fc.bands
+    assert all(-(2**63) <= v < 2**63 for v in fa.bands)
+
+
+def test_signature_bytes_round_trip_and_reject_foreign_length() -> None:
+    [sig] = signatures([{"a", "b"}])
+    assert np.array_equal(signature_from_bytes(signature_bytes(sig)), sig)
+    with pytest.raises(ValueError, match="expected 128"):
+        signature_from_bytes(b"\x00" * 12)
+
+
+@pytest.mark.parametrize(
+    ("gap_h", "expected"),
+    [(0, 0.1), (10, 0.14), (-10, 0.14), (72, 0.1 + 0.288), (73, float("inf"))],
+)
+def test_required_similarity_grows_with_time_apart(gap_h: float, expected: float) -> None:
+    assert RULES.required(timedelta(hours=gap_h)) == pytest.approx(expected)
+
+
+def test_rules_from_settings() -> None:
+    rules = StoryRules.from_settings(StoriesSettings(window="48h", threshold=0.2))
+    assert rules.window == timedelta(hours=48) and rules.threshold == 0.2
+    assert rules.slope_per_hour == StoriesSettings().threshold_slope
+
+
+def _prepared(item_id: int, words: set[str], at: datetime) -> Prepared:
+    [fp] = fingerprints([words])
+    return Prepared(item_id, at, fp)
+
+
+def _candidate(item_id: int, story_id: int, words: set[str], at: datetime) -> Candidate:
+    return Candidate(item_id, story_id, at, _prepared(item_id, words, at).fingerprint.signature)
+
+
+TALKS = {
+    "istanbul",
+    "talks",
+    "delegation",
+    "medinsky",
+    "umerov",
+    "prisoner",
+    "exchange",
+    "ceasefire",
+    "memorandum",
+    "round",
+}
+
+
+def test_choose_story_joins_similar_item_within_window() -> None:
+    new = _prepared(9, TALKS | {"turkey"}, T0 + timedelta(hours=2))
+    near = _candidate(1, 100, TALKS, T0)
+    unrelated = _candidate(2, 200, {"heatwave", "spain", "seville"}, T0)
+    choice = choose_story(new, [unrelated, near], RULES)
+    assert choice is not None and choice[0].story_id == 100 and choice[1] > 0.5
+
+
+def test_choose_story_refuses_outside_window_and_weak_overlap() -> None:
+    new = _prepared(9, TALKS, T0 + timedelta(hours=80))
+    assert choose_story(new, [_candidate(1, 100, TALKS, T0)], RULES) is None
+    weak = _prepared(
+        9,
+        {
+            "istanbul",
+            "talks",
+            "lavrov",
+            "nato",
+            "missiles",
+            "europe",
+            "troops",
+            "border",
+            "interview",
+            "television",
+        },
+        T0 + timedelta(hours=24),
+    )
+    assert choose_story(weak, [_candidate(1, 100, TALKS, T0)], RULES) is None
+
+
+def test_choose_story_prefers_widest_margin_over_recency() -> None:
+    new = _prepared(9, TALKS, T0 + timedelta(hours=30))
+    older_copy = _candidate(1, 100, TALKS, T0)  # similarity 1.0, needs 0.22
+    recent_partial = _candidate(  # similarity about 0.64, needs 0.104
+        2, 200, set(sorted(TALKS)[:7]) | {"x"}, T0 + timedelta(hours=29)
+    )
+    choice = choose_story(new, [recent_partial, older_copy], RULES)
+    assert choice is not None and choice[0].story_id == 100
+
+
+def test_too_short_items_never_join_by_similarity() -> None:
+    new = _prepared(9, {"update"}, T0)
+    assert choose_story(new, [_candidate(1, 100, {"update"}, T0)], RULES) is None
+
+
+def test_plan_batch_places_batch_items_in_order_of_appearance() -> None:
+    later = _prepared(3, TALKS | {"turkey"}, T0 + timedelta(hours=1))
+    first = _prepared(2, TALKS, T0)
+    other = _prepared(4, {"heatwave", "spain", "seville", "alert"}, T0)
+    joins_stored = _prepared(5, {"heatwave", "spain", "seville", "water"}, T0)
+    stored = {5: [_candidate(1, 77, {"heatwave", "spain", "seville", "water", "red"}, T0)]}
+    d_later, d_first, d_other, d_stored = plan_batch(
+        [later, first, other, joins_stored], stored, {}, RULES
+    )
+    assert d_first.starts_story and d_first.leader_id == 2
+    assert d_later.leader_id == 2 and d_later.via_item_id == 2 and not d_later.starts_story
+    assert d_other.starts_story
+    assert d_stored.story_id == 77 and d_stored.via_item_id == 1
+
+
+def test_plan_batch_sends_exact_duplicates_to_their_root_story() -> None:
+    copy = Prepared(8, T0, _prepared(8, {"a", "b", "c"}, T0).fingerprint, duplicate_of=3)
+    [d] = plan_batch([copy], {}, {3: 42}, RULES)
+    assert (d.story_id, d.duplicate_of, d.similarity) == (42, 3, 1.0)
+
+
+def test_duplicate_roots_link_by_url_or_hash_to_lowest_id() -> None:
+    rows = [(5, "u1", "h1"), (3, "u2", "h1"), (9, "u1", "h9"), (7, None, "h7"), (8, None, None)]
+    assert duplicate_roots(rows) == {5: 3, 9: 3}
+
+
+def _item(published: datetime | None, seen: datetime) -> Item:
+    return Item("i", None, None, "t", "s", "", None, published, None, seen, "en", "h")
+
+
+def test_appeared_at_is_published_unless_missing_or_in_the_future() -> None:
+    assert appeared_at(_item(T0, T0 + timedelta(hours=1))) == T0
+    assert appeared_at(_item(None, T0)) == T0
+    assert appeared_at(_item(T0 + timedelta(days=3), T0)) == T0
+
+
+def test_labelled_set_scores_above_floors() -> None:
+    result = run(LABELLED, StoryRules.from_settings(StoriesSettings()))
+    assert result.precision >= 0.95, format_report(result)
+    assert result.recall >= 0.88, format_report(result)
+
+
+def test_labelled_set_errors_name_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "items.jsonl"
+    bad.write_text('{"id": "a"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"items.jsonl:1: missing .*story"):
+        load_labelled(tmp_path)
+    bad.write_text("not json\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"items.jsonl:1: not valid JSON"):
+        load_labelled(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_labelled(tmp_path / "missing.jsonl")
