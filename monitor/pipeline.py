@@ -23,7 +23,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -165,7 +165,7 @@ class CycleDeps:
     settings: MonitorSettings
     clock: Callable[[], datetime]
     rand: random.Random = field(default_factory=random.Random)
-    #: Parse in worker processes when given (CPU-bound; frees the event loop).
+    #: Parse in worker processes when given (parsing is the largest CPU cost of a cycle).
     executor: Executor | None = None
     #: Called after each feed, e.g. to advance a progress bar.
     on_feed: Callable[[FeedOutcome], None] | None = None
@@ -174,14 +174,20 @@ class CycleDeps:
 
 
 async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleReport:
-    """Poll `feeds` concurrently (the fetcher enforces global and per-host limits)."""
+    """Poll `feeds` concurrently (the fetcher enforces global and per-host limits).
+
+    The event loop only does network I/O. Parsing runs in `deps.executor` (worker processes)
+    or, without one, in the storage thread; matching and every database write run in one
+    storage thread, so writes are serialised and a busy CPU never stalls fetches in flight
+    (which would otherwise eat into their deadlines)."""
     started = deps.clock()
-    outcomes = await asyncio.gather(*(_poll_reported(deps, feed) for feed in feeds))
+    with ThreadPoolExecutor(1, thread_name_prefix="monitor-store") as store:
+        outcomes = await asyncio.gather(*(_poll_reported(deps, store, feed) for feed in feeds))
     return CycleReport(started, deps.clock(), tuple(outcomes), deps.watchlist_version)
 
 
-async def _poll_reported(deps: CycleDeps, feed: FeedForUpdate) -> FeedOutcome:
-    outcome = await poll_feed(deps, feed)
+async def _poll_reported(deps: CycleDeps, store: Executor, feed: FeedForUpdate) -> FeedOutcome:
+    outcome = await poll_feed(deps, store, feed)
     if outcome.status == "failed":
         log.warning("feed %s failed: %s", feed.url, outcome.error)
     for warning in outcome.warnings:
@@ -191,35 +197,36 @@ async def _poll_reported(deps: CycleDeps, feed: FeedForUpdate) -> FeedOutcome:
     return outcome
 
 
-async def poll_feed(deps: CycleDeps, feed: FeedForUpdate) -> FeedOutcome:
+async def poll_feed(deps: CycleDeps, store: Executor, feed: FeedForUpdate) -> FeedOutcome:
     """Fetch, parse, match and store one feed; its failure is recorded, not raised."""
+    loop = asyncio.get_running_loop()
     try:
         fetched = await deps.fetcher.fetch(
             feed.url, etag=feed.etag, last_modified=feed.last_modified
         )
     except FetchError as e:
-        return _record_failure(deps, feed, e.reason, e.status, e.retry_after_s)
+        failure = partial(_record_failure, deps, feed, e.reason, e.status, e.retry_after_s)
+        return await loop.run_in_executor(store, failure)
     now = deps.clock()
     if fetched.not_modified:
-        deps.storage.update_feed(_success_intent(deps, feed, fetched, now, None, None))
+        intent = _success_intent(deps, feed, fetched, now, None, None)
+        await loop.run_in_executor(store, deps.storage.update_feed, intent)
         return FeedOutcome(feed.id, feed.url, "not_modified")
-    parsed = await _parse(deps, fetched, feed, now)
+    parsed = await loop.run_in_executor(
+        deps.executor or store, _parse_job(deps, fetched, feed, now)
+    )
     if parsed.error is not None:
-        return _record_failure(deps, feed, parsed.error, fetched.status, None)
-    report = _store(deps, feed, parsed.items, now)
-    deps.storage.update_feed(
-        _success_intent(deps, feed, fetched, now, parsed.ttl_min, parsed.title)
-    )
-    return FeedOutcome(
-        feed.id, feed.url, "fetched", report.new_items, report.new_matches, None, parsed.warnings
-    )
+        failure = partial(_record_failure, deps, feed, parsed.error, fetched.status, None)
+        return await loop.run_in_executor(store, failure)
+    return await loop.run_in_executor(store, partial(_store, deps, feed, fetched, parsed, now))
 
 
-async def _parse(
+def _parse_job(
     deps: CycleDeps, fetched: FetchResult, feed: FeedForUpdate, now: datetime
-) -> ParseOutcome:
+) -> Callable[[], ParseOutcome]:
+    """A picklable call of `parse_and_normalise`, for a worker process or a thread."""
     assert fetched.body is not None
-    job = partial(
+    return partial(
         parse_and_normalise,
         fetched.body,
         fetched.url,
@@ -228,22 +235,26 @@ async def _parse(
         deps.settings.http.max_items_per_feed,
         feed.lang,
     )
-    if deps.executor is None:
-        return job()
-    return await asyncio.get_running_loop().run_in_executor(deps.executor, job)
 
 
 def _store(
-    deps: CycleDeps, feed: FeedForUpdate, items: Sequence[Item], now: datetime
-) -> SaveReport:
-    """Keep only items this feed has not stored yet, match them, store both at once."""
+    deps: CycleDeps, feed: FeedForUpdate, fetched: FetchResult, parsed: ParseOutcome, now: datetime
+) -> FeedOutcome:
+    """Keep the items this feed has not stored yet, match them, store items and matches in
+    one transaction, and only then advance the feed's validators (a second transaction)."""
+    items = parsed.items
     known = deps.storage.known_identities(feed.id, [i.identity for i in items])
     new = [i for i in items if i.identity not in known]
-    if not new:
-        return SaveReport(0, 0)
-    matcher = deps.matcher
-    results = [matcher.match(i) for i in new] if matcher else [None] * len(new)
-    return deps.storage.save_items(feed.id, new, results, now)
+    report = SaveReport(0, 0)
+    if new:
+        matcher = deps.matcher
+        results = [matcher.match(i) for i in new] if matcher else [None] * len(new)
+        report = deps.storage.save_items(feed.id, new, results, now)
+    intent = _success_intent(deps, feed, fetched, now, parsed.ttl_min, parsed.title)
+    deps.storage.update_feed(intent)
+    return FeedOutcome(
+        feed.id, feed.url, "fetched", report.new_items, report.new_matches, None, parsed.warnings
+    )
 
 
 def _success_intent(

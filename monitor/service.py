@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,8 +33,8 @@ class Monitor:
     storage: Storage
     clock: Callable[[], datetime]
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    executor: Executor | None = None
     matchers: MatcherCache = field(init=False)
+    _pool: Executor | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         corpus = Path(self.config.settings.matching.corpus)
@@ -89,7 +90,9 @@ class Monitor:
             on_start(len(feeds))
         version = matcher.watchlist.version if matcher else None
         cycle_id = self.storage.start_cycle(now, version)
-        report = asyncio.run(self._run(feeds, matcher, version, on_feed))
+        report = asyncio.run(
+            self._run(feeds, matcher, version, on_feed, self._parse_pool(len(feeds)))
+        )
         self.storage.finish_cycle(cycle_id, _summary(report))
         if report.new_matches:
             self.deliver("immediate")
@@ -101,6 +104,7 @@ class Monitor:
         matcher: Matcher | None,
         version: str | None,
         on_feed: Callable[[FeedOutcome], None] | None,
+        pool: Executor | None,
     ) -> CycleReport:
         async with Fetcher(self.config.settings.http) as fetcher:
             deps = CycleDeps(
@@ -109,11 +113,29 @@ class Monitor:
                 matcher=matcher,
                 settings=self.config.settings,
                 clock=self.clock,
-                executor=self.executor,
+                executor=pool,
                 on_feed=on_feed,
                 watchlist_version=version,
             )
             return await run_cycle(deps, feeds)  # type: ignore[arg-type]
+
+    def _parse_pool(self, feed_count: int) -> Executor | None:
+        """Worker processes for parsing, started once for cycles big enough to gain from them."""
+        settings = self.config.settings.schedule
+        workers = settings.parse_workers
+        if workers < 0:
+            cores = os.cpu_count() or 1
+            workers = cores if cores > 1 else 0
+        if self._pool is None and workers > 0 and feed_count >= settings.parallel_from:
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(workers, mp_context=context)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the parsing processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def deliver(
         self, trigger: Literal["immediate", "schedule", "retry"], channel: str | None = None

@@ -50,6 +50,8 @@ def poll(
             report = _poll_with_progress(monitor, feed, due)
     except LockedError as e:
         fail(str(e), 3)
+    finally:
+        monitor.close()
     _print_failures(report)
     console.print(report.line())
 
@@ -106,6 +108,8 @@ def run(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
             run_forever(monitor, report_cycle)
     except LockedError as e:
         fail(str(e), 3)
+    finally:
+        monitor.close()
     console.print("monitor stopped")
 
 
@@ -119,9 +123,7 @@ def status(
     with runtime.engine.connect() as conn:
         statuses = feed_rows.feed_statuses(conn)
         digest_counts: dict[str, int] = dict(
-            conn.execute(select(digests.c.status, func.count()).group_by(digests.c.status))
-            .tuples()
-            .all()
+            conn.execute(select(digests.c.status, func.count()).group_by(digests.c.status)).all()
         )
         data: dict[str, Any] = {
             "feeds": {

@@ -1,0 +1,339 @@
+"""End to end over real parts: loopback feeds → pipeline → SQLite/PostgreSQL, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from monitor import yamlio
+from monitor.service import Monitor
+from monitor.settings import load_config
+from monitor.store import Storage
+from monitor.store.schema import feeds, items, matches
+from tests.feedserver import FeedServer
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = datetime(2025, 6, 2, 6, 0, tzinfo=UTC)
+
+
+def rss(feed_no: int, item_nos: range, *, topical: bool = True) -> bytes:
+    """An RSS 2.0 document whose items each have a GUID; some mention the watched story."""
+    entries = []
+    for n in item_nos:
+        if topical and n % 3 == 0:
+            title = f"Istanbul talks: Medinsky and Umerov agree on prisoner exchange #{n}"
+            summary = (
+                "Russian and Ukrainian delegations met in Istanbul and agreed to swap "
+                "prisoners of war, the Kremlin said; Zelensky called for a ceasefire."
+            )
+        else:
+            title = f"Local weather update number {n} for feed {feed_no}"
+            summary = "Mild temperatures and light winds are expected over the weekend."
+        entries.append(
+            f"<item><guid>f{feed_no}-i{n}</guid><title>{title}</title>"
+            f"<link>https://news{feed_no}.example/a/{n}?utm_source=rss</link>"
+            f"<description>{summary}</description>"
+            f"<pubDate>{format_datetime(BASE)}</pubDate></item>"
+        )
+    return (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>"
+        f"<title>Feed {feed_no}</title><link>https://news{feed_no}.example/</link>"
+        + "".join(entries)
+        + "</channel></rss>"
+    ).encode()
+
+
+def make_config(directory: Path, db_url: str, urls: list[str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "monitor.yaml").write_text(
+        f"database:\n  url: {db_url}\n"
+        "http:\n  allow_private_networks: [127.0.0.0/8]\n  deadline: 10s\n  per_host: 20\n"
+        "channels:\n  files:\n    kind: file\n    schedule: immediate\n"
+        f"    directory: {directory.parent / 'digests'}\n    formats: [md, json]\n",
+        encoding="utf-8",
+    )
+    feeds_yaml = "feeds:\n" + "".join(f"  - url: {u}\n" for u in urls)
+    (directory / "feeds.yaml").write_text(feeds_yaml, encoding="utf-8")
+    shutil.copy(ROOT / "config" / "watchlist.yaml", directory / "watchlist.yaml")
+    return directory
+
+
+@pytest.fixture
+def monitors() -> Iterator[list[Monitor]]:
+    """Monitors a test makes, closed (worker processes stopped) after it."""
+    made: list[Monitor] = []
+    yield made
+    for monitor in made:
+        monitor.close()
+
+
+def make_monitor(config_dir: Path, engine: Engine, made: list[Monitor]) -> Monitor:
+    config = load_config(config_dir, {})
+    monitor = Monitor(
+        config, Storage(engine, config.settings.stories), lambda: datetime.now(UTC), env={}
+    )
+    made.append(monitor)
+    return monitor
+
+
+def count(engine: Engine, table: object) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()  # type: ignore[arg-type]
+
+
+def test_two_hundred_feeds_stored_once_then_not_modified(
+    feed_server: FeedServer,
+    engine: Engine,
+    tmp_path: Path,
+    db_url: str,
+    monitors: list[Monitor],
+) -> None:
+    urls = []
+    for f in range(200):
+        feed_server.add(f"/f{f}.xml", body=rss(f, range(6)), etag=f'"f{f}-v1"')
+        urls.append(feed_server.url(f"/f{f}.xml"))
+    monitor = make_monitor(make_config(tmp_path / "config", db_url, urls), engine, monitors)
+
+    first = monitor.poll(due_only=False)
+    assert (first.count("fetched"), first.count("failed")) == (200, 0)
+    assert first.new_items == count(engine, items) == 1200
+    assert first.new_matches == count(engine, matches) == 400
+
+    second = monitor.poll(due_only=False)
+    assert second.count("not_modified") == 200
+    assert (second.new_items, count(engine, items)) == (0, 1200)
+    assert all(r["if-none-match"] == '"f0-v1"' for r in feed_server.requests("/f0.xml")[1:])
+
+
+def test_changed_feed_adds_only_new_items(
+    feed_server: FeedServer, sqlite_engine: Engine, tmp_path: Path, monitors: list[Monitor]
+) -> None:
+    feed_server.add("/a.xml", body=rss(1, range(5)))
+    monitor = make_monitor(
+        make_config(tmp_path / "c", str(sqlite_engine.url), [feed_server.url("/a.xml")]),
+        sqlite_engine,
+        monitors,
+    )
+    assert monitor.poll(due_only=False).new_items == 5
+    feed_server.add("/a.xml", body=rss(1, range(2, 8)))  # three old, three new
+    report = monitor.poll(due_only=False)
+    assert (report.new_items, count(sqlite_engine, items)) == (3, 8)
+
+
+def test_a_failing_feed_is_recorded_and_the_cycle_goes_on(
+    feed_server: FeedServer,
+    engine: Engine,
+    tmp_path: Path,
+    db_url: str,
+    monitors: list[Monitor],
+) -> None:
+    feed_server.add("/ok.xml", body=rss(1, range(2)))
+    feed_server.add("/broken", status=500)
+    feed_server.add(
+        "/page", body=b"<!doctype html><html><body>Hi</body></html>", content_type="text/html"
+    )
+    urls = [feed_server.url(p) for p in ("/ok.xml", "/broken", "/page")]
+    monitor = make_monitor(make_config(tmp_path / "c", db_url, urls), engine, monitors)
+    report = monitor.poll(due_only=False)
+    assert (report.count("fetched"), report.count("failed")) == (1, 2)
+    errors = {o.url: o.error for o in report.outcomes}
+    assert "500" in (errors[urls[1]] or "")
+    assert "not a feed" in (errors[urls[2]] or "")
+    with engine.connect() as conn:
+        rows = dict(conn.execute(select(feeds.c.url, feeds.c.error_count)).all())
+    assert rows == {urls[0]: 0, urls[1]: 1, urls[2]: 1}
+
+
+def test_watchlist_edit_applies_at_next_cycle_and_bad_edit_keeps_previous(
+    feed_server: FeedServer, sqlite_engine: Engine, tmp_path: Path, monitors: list[Monitor]
+) -> None:
+    feed_server.add("/a.xml", body=rss(1, range(3), topical=False))
+    config_dir = make_config(tmp_path / "c", str(sqlite_engine.url), [feed_server.url("/a.xml")])
+    monitor = make_monitor(config_dir, sqlite_engine, monitors)
+    assert monitor.poll(due_only=False).new_matches == 0
+    original = monitor.matcher()
+    assert original is not None
+
+    watchlist = config_dir / "watchlist.yaml"
+    document = yamlio.load(watchlist)
+    document["topics"].append(
+        {
+            "id": "weather_watch",
+            "name": "Weather",
+            "terms": ["weather update", "light winds"],
+            "threshold": 0.5,
+        }
+    )
+    yamlio.save(watchlist, document)
+    feed_server.add("/a.xml", body=rss(1, range(3, 6), topical=False))
+    report = monitor.poll(due_only=False)  # the same Monitor: no restart
+    assert report.new_matches == 3
+    edited = monitor.matcher()
+    assert edited is not None and edited.watchlist.version != original.watchlist.version
+    assert report.watchlist_version == edited.watchlist.version
+
+    watchlist.write_text("actors: [oops\n", encoding="utf-8")  # an invalid edit
+    kept = monitor.matcher()
+    assert kept is edited  # the previous watchlist stays in force
+
+
+POLL_SCRIPT = """
+import sys
+from monitor.cli import main
+sys.argv = ["monitor", "--config-dir", sys.argv[1], "poll"]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_cycle_loses_and_duplicates_nothing(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    urls = []
+    for f in range(40):
+        # slow answers spread the cycle out so the kill lands in the middle of it
+        feed_server.add(f"/s{f}.xml", body=rss(f, range(10)), delay=0.05 * (f % 10), etag='"x"')
+        urls.append(feed_server.url(f"/s{f}.xml"))
+    db = tmp_path / "kill.db"
+    config_dir = make_config(tmp_path / "c", f"sqlite:///{db}", urls)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", POLL_SCRIPT, str(config_dir)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 60
+    while (
+        time.monotonic() < deadline and sum(feed_server.hits(f"/s{f}.xml") for f in range(40)) < 15
+    ):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rerun = subprocess.run(
+        [sys.executable, "-c", POLL_SCRIPT, str(config_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    from monitor.store import make_engine
+
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        per_identity = conn.execute(
+            select(items.c.identity, func.count()).group_by(items.c.feed_id, items.c.identity)
+        ).all()
+        matched = conn.execute(select(func.count()).select_from(matches)).scalar_one()
+    assert len(per_identity) == 400 and all(n == 1 for _, n in per_identity)
+    assert matched == 40 * 4  # items 0, 3, 6, 9 of each feed are topical
+    engine.dispose()
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env.pop("MONITOR_CONFIG_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_poll_status_and_feed_commands(feed_server: FeedServer, tmp_path: Path) -> None:
+    feed_server.add("/a.xml", body=rss(1, range(4)))
+    config_dir = make_config(
+        tmp_path / "c", f"sqlite:///{tmp_path / 'cli.db'}", [feed_server.url("/a.xml")]
+    )
+    opml = tmp_path / "list.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head/><body>'
+        f'<outline text="World"><outline text="B" xmlUrl="{feed_server.url("/b.xml")}"/></outline>'
+        "</body></opml>",
+        encoding="utf-8",
+    )
+    feed_server.add("/b.xml", body=rss(2, range(2)))
+    c = str(config_dir)
+
+    assert (
+        run_cli("feeds", "import-opml", str(opml), "--config-dir", c, cwd=tmp_path).returncode == 0
+    )
+    assert "tags:\n" in (config_dir / "feeds.yaml").read_text()
+    poll = run_cli("poll", "--config-dir", c, cwd=tmp_path)
+    assert poll.returncode == 0, poll.stderr
+    assert "2 fetched, 0 not modified, 0 failed; 6 new items" in poll.stdout
+
+    status = run_cli("status", "--format", "json", "--config-dir", c, cwd=tmp_path)
+    data = json.loads(status.stdout)
+    assert data["items"] == 6 and data["feeds"]["ok"] == 2
+    assert data["last_cycle"]["new_items"] == 6
+
+    exported = run_cli("feeds", "export-opml", "--config-dir", c, cwd=tmp_path).stdout
+    assert feed_server.url("/b.xml") in exported
+
+    removed = run_cli("feeds", "remove", feed_server.url("/b.xml"), "--config-dir", c, cwd=tmp_path)
+    assert removed.returncode == 0, removed.stderr
+    replaced = run_cli(
+        "feeds", "import-opml", str(opml), "--replace", "--config-dir", c, cwd=tmp_path
+    )
+    assert replaced.returncode == 0
+    listed = json.loads(
+        run_cli("feeds", "list", "--format", "json", "--config-dir", c, cwd=tmp_path).stdout
+    )
+    assert [f["url"] for f in listed] == [feed_server.url("/b.xml")]
+
+
+@pytest.mark.parametrize(
+    ("monitor_yaml", "needle"),
+    [
+        ("http:\n  concurrency: zero\n", "http.concurrency"),
+        ("database:\n  url: mysql://x/y\n", "database.url"),
+    ],
+)
+def test_cli_bad_config_exits_2_naming_key(tmp_path: Path, monitor_yaml: str, needle: str) -> None:
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "monitor.yaml").write_text(monitor_yaml)
+    result = run_cli("poll", "--config-dir", str(tmp_path / "c"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert needle in result.stderr and "monitor.yaml:" in result.stderr
+
+
+def test_cli_refuses_foreign_database(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "foreign.db") as conn:
+        conn.execute("CREATE TABLE t (x)")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "monitor.yaml").write_text(
+        f"database:\n  url: sqlite:///{tmp_path}/foreign.db\n"
+    )
+    result = run_cli("poll", "--config-dir", str(tmp_path / "c"), cwd=tmp_path)
+    assert result.returncode == 2 and "not the monitor's" in result.stderr
+
+
+def test_second_instance_says_so_and_exits(tmp_path: Path, sqlite_engine: Engine) -> None:
+    from monitor.store.lock import instance_lock
+
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "monitor.yaml").write_text(f"database:\n  url: {sqlite_engine.url}\n")
+    with instance_lock(sqlite_engine):
+        result = run_cli("poll", "--config-dir", str(tmp_path / "c"), cwd=tmp_path)
+    assert result.returncode == 3 and "already polling" in result.stderr
