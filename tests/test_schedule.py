@@ -17,16 +17,20 @@ def minutes(dt: datetime) -> float:
     return (dt - NOW).total_seconds() / 60
 
 
-@pytest.mark.parametrize(("interval", "ttl", "max_age", "expected_min"), [
-    (900, None, None, 15),        # the feed's own interval
-    (60, None, None, 5),          # never below min_interval
-    (900, 60, None, 60),          # RSS <ttl> stretches it
-    (900, None, 7200, 120),       # Cache-Control max-age stretches it
-    (900, 5, 60, 15),             # hints shorter than the interval do not shorten it
-    (900, 100000, None, 1440),    # a huge <ttl> is capped at max_interval
-])
-def test_after_success(interval: int, ttl: int | None, max_age: int | None,
-                       expected_min: float) -> None:
+@pytest.mark.parametrize(
+    ("interval", "ttl", "max_age", "expected_min"),
+    [
+        (900, None, None, 15),  # the feed's own interval
+        (60, None, None, 5),  # never below min_interval
+        (900, 60, None, 60),  # RSS <ttl> stretches it
+        (900, None, 7200, 120),  # Cache-Control max-age stretches it
+        (900, 5, 60, 15),  # hints shorter than the interval do not shorten it
+        (900, 100000, None, 1440),  # a huge <ttl> is capped at max_interval
+    ],
+)
+def test_after_success(
+    interval: int, ttl: int | None, max_age: int | None, expected_min: float
+) -> None:
     assert minutes(after_success(NOW, interval, S, ttl_min=ttl, max_age_s=max_age)) == expected_min
 
 
@@ -36,9 +40,18 @@ def test_jitter_spreads_within_fraction() -> None:
     assert low < high <= NOW + timedelta(seconds=900 * 1.1)
 
 
-@pytest.mark.parametrize(("errors", "expected_min"), [
-    (1, 15), (2, 30), (3, 60), (4, 120), (8, 1440), (50, 1440), (10_000, 1440),
-])
+@pytest.mark.parametrize(
+    ("errors", "expected_min"),
+    [
+        (1, 15),
+        (2, 30),
+        (3, 60),
+        (4, 120),
+        (8, 1440),
+        (50, 1440),
+        (10_000, 1440),
+    ],
+)
 def test_failures_back_off_exponentially_to_the_cap(errors: int, expected_min: float) -> None:
     assert minutes(after_failure(NOW, 900, errors, S)) == expected_min
 

@@ -52,9 +52,11 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
 
 def test_environment_overrides_file(tmp_path: Path) -> None:
     write(tmp_path, "monitor.yaml", "database:\n  url: sqlite:///a.db\n")
-    env = {"MONITOR_DATABASE_URL": "postgresql://u@db/monitor",
-           "MONITOR_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8, 10.0.0.0/8",
-           "MONITOR_HTTP__DEADLINE": "5s"}
+    env = {
+        "MONITOR_DATABASE_URL": "postgresql://u@db/monitor",
+        "MONITOR_ALLOW_PRIVATE_NETWORKS": "127.0.0.0/8, 10.0.0.0/8",
+        "MONITOR_HTTP__DEADLINE": "5s",
+    }
     settings = load_config(tmp_path, env).settings
     assert settings.database.url == "postgresql://u@db/monitor"
     assert settings.http.allow_private_networks == ("127.0.0.0/8", "10.0.0.0/8")
@@ -67,24 +69,39 @@ def test_bad_environment_value_is_reported(tmp_path: Path) -> None:
 
 
 def test_feed_defaults_apply(tmp_path: Path) -> None:
-    write(tmp_path, "feeds.yaml", "defaults:\n  interval: 30m\n  tags: [x]\nfeeds:\n"
-          "  - url: https://a.example/rss\n  - url: https://b.example/rss\n    interval: 1h\n"
-          "    tags: [y]\n    enabled: false\n")
+    write(
+        tmp_path,
+        "feeds.yaml",
+        "defaults:\n  interval: 30m\n  tags: [x]\nfeeds:\n"
+        "  - url: https://a.example/rss\n  - url: https://b.example/rss\n    interval: 1h\n"
+        "    tags: [y]\n    enabled: false\n",
+    )
     a, b = load_config(tmp_path, {}).feeds
     assert (a.interval_s, a.tags, a.enabled) == (1800, ("x",), True)
     assert (b.interval_s, b.tags, b.enabled) == (3600, ("x", "y"), False)
 
 
 def test_duplicate_feed_urls_rejected(tmp_path: Path) -> None:
-    write(tmp_path, "feeds.yaml", "feeds:\n  - url: https://a.example/\n  - url: https://a.example/\n")
+    write(
+        tmp_path, "feeds.yaml", "feeds:\n  - url: https://a.example/\n  - url: https://a.example/\n"
+    )
     with pytest.raises(ConfigError, match="duplicate url"):
         load_config(tmp_path, {})
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    (90, 90.0), ("90", 90.0), ("90s", 90.0), ("15m", 900.0), ("1.5h", 5400.0), ("2d", 172800.0),
-    ("1w", 604800.0), ("250ms", 0.25),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (90, 90.0),
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("15m", 900.0),
+        ("1.5h", 5400.0),
+        ("2d", 172800.0),
+        ("1w", 604800.0),
+        ("250ms", 0.25),
+    ],
+)
 def test_parse_duration(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

@@ -27,10 +27,20 @@ def spec(url: str, **kw: object) -> FeedSpec:
 
 
 def item(identity: str, title: str = "Talks resume in Istanbul") -> Item:
-    return Item(identity=identity, guid=identity, url=f"https://news.example/{identity}",
-                title=title, summary="Delegations met for two hours.", content="",
-                author=None, published_at=NOW - timedelta(hours=1), updated_at=None,
-                first_seen_at=NOW, lang="en", content_hash="h" + identity)
+    return Item(
+        identity=identity,
+        guid=identity,
+        url=f"https://news.example/{identity}",
+        title=title,
+        summary="Delegations met for two hours.",
+        content="",
+        author=None,
+        published_at=NOW - timedelta(hours=1),
+        updated_at=None,
+        first_seen_at=NOW,
+        lang="en",
+        content_hash="h" + identity,
+    )
 
 
 def test_sync_feeds_adds_updates_disables(engine: Engine) -> None:
@@ -47,10 +57,16 @@ def test_due_feeds_follow_next_fetch_at(engine: Engine) -> None:
     storage = Storage(engine)
     storage.sync_feeds([spec("https://a.example/rss"), spec("https://b.example/rss")], NOW)
     a, b = storage.due_feeds(NOW, 10)
-    storage.update_feed(FeedUpdateIntent(feed_id=a.id, fetched_at=NOW,
-                                         next_fetch_at=NOW + timedelta(minutes=15),
-                                         etag='"v1"', last_modified="Mon, 02 Jun 2025 09:00:00 GMT",
-                                         http_status=200))
+    storage.update_feed(
+        FeedUpdateIntent(
+            feed_id=a.id,
+            fetched_at=NOW,
+            next_fetch_at=NOW + timedelta(minutes=15),
+            etag='"v1"',
+            last_modified="Mon, 02 Jun 2025 09:00:00 GMT",
+            http_status=200,
+        )
+    )
     assert [f.id for f in storage.due_feeds(NOW, 10)] == [b.id]
     later = storage.due_feeds(NOW + timedelta(minutes=16), 10)
     assert {f.id for f in later} == {a.id, b.id}
@@ -62,12 +78,22 @@ def test_failure_keeps_validators_and_counts_errors(engine: Engine) -> None:
     storage = Storage(engine)
     storage.sync_feeds([spec("https://a.example/rss")], NOW)
     (feed,) = storage.due_feeds(NOW, 10)
-    storage.update_feed(FeedUpdateIntent(feed_id=feed.id, fetched_at=NOW, next_fetch_at=NOW,
-                                         etag='"v1"', http_status=200))
+    storage.update_feed(
+        FeedUpdateIntent(
+            feed_id=feed.id, fetched_at=NOW, next_fetch_at=NOW, etag='"v1"', http_status=200
+        )
+    )
     for n in range(3):
-        storage.update_feed(FeedUpdateIntent(feed_id=feed.id, fetched_at=NOW + timedelta(hours=n),
-                                             next_fetch_at=NOW, ok=False, error="HTTP 500",
-                                             http_status=500))
+        storage.update_feed(
+            FeedUpdateIntent(
+                feed_id=feed.id,
+                fetched_at=NOW + timedelta(hours=n),
+                next_fetch_at=NOW,
+                ok=False,
+                error="HTTP 500",
+                http_status=500,
+            )
+        )
     (feed,) = storage.due_feeds(NOW, 10)
     assert (feed.etag, feed.error_count) == ('"v1"', 3)
     with engine.connect() as conn:
@@ -79,8 +105,14 @@ def test_permanent_redirect_is_followed_next_time(engine: Engine) -> None:
     storage = Storage(engine)
     storage.sync_feeds([spec("https://old.example/rss")], NOW)
     (feed,) = storage.due_feeds(NOW, 10)
-    storage.update_feed(FeedUpdateIntent(feed_id=feed.id, fetched_at=NOW, next_fetch_at=NOW,
-                                         permanent_url="https://new.example/rss"))
+    storage.update_feed(
+        FeedUpdateIntent(
+            feed_id=feed.id,
+            fetched_at=NOW,
+            next_fetch_at=NOW,
+            permanent_url="https://new.example/rss",
+        )
+    )
     assert storage.due_feeds(NOW, 10)[0].url == "https://new.example/rss"
 
 
@@ -105,10 +137,13 @@ def test_text_with_every_unicode_plane_round_trips(engine: Engine) -> None:
     assert stored.title == title and stored.first_seen_at == NOW
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(polls=st.lists(st.lists(st.sampled_from("abcdefgh"), max_size=8), min_size=1, max_size=6))
-def test_any_sequence_of_polls_stores_each_item_once(engine: Engine, polls: list[list[str]]) -> None:
+def test_any_sequence_of_polls_stores_each_item_once(
+    engine: Engine, polls: list[list[str]]
+) -> None:
     storage = Storage(engine)
     with engine.begin() as conn:
         conn.execute(items.delete())
@@ -122,7 +157,9 @@ def test_any_sequence_of_polls_stores_each_item_once(engine: Engine, polls: list
         # and a replay of the whole batch, as after a crash before the validators advanced
         storage.save_items(feed.id, batch, [None] * len(batch), NOW)
     with engine.connect() as conn:
-        stored = conn.execute(select(items.c.identity, func.count()).group_by(items.c.identity)).all()
+        stored = conn.execute(
+            select(items.c.identity, func.count()).group_by(items.c.identity)
+        ).all()
     assert {identity for identity, _ in stored} == {i for poll in polls for i in poll}
     assert all(count == 1 for _, count in stored)
 
