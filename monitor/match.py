@@ -270,6 +270,10 @@ class PhraseIndex:
 
 FIELD_WEIGHTS: Mapping[FieldName, float] = {"title": 1.5, "summary": 1.0, "content": 0.7}
 ACTOR_WEIGHT = 0.75
+#: A topic's own anchor actors (its `actors:` list) weigh more than other counted actors.
+ANCHOR_WEIGHT = 1.0
+#: Without a term, a topic needs this many distinct supporting actors, one of them an anchor.
+MIN_ACTORS_WITHOUT_TERM = 2
 MAX_ACTORS_COUNTED = 3
 COOCCURRENCE_BONUS = 0.5
 EXTRA_ACTOR_BONUS = 0.25
@@ -435,11 +439,17 @@ class Matcher:
         seed_sim: float,
     ) -> TopicScore | None:
         terms = term_hits.get(topic.id, [])
-        toward = {a: h for a, h in counted.items() if not topic.actors or a in topic.actors}
-        if not terms and not (topic.actors and toward):
+        anchors = [a for a in counted if a in topic.actors]
+        if not terms and not anchors:
             return None
-        parts = _topic_parts(terms, toward, seed_sim)
+        weights = {a: ANCHOR_WEIGHT if a in topic.actors else ACTOR_WEIGHT for a in counted}
+        parts = _topic_parts(terms, counted, weights, seed_sim)
         notes: list[str] = []
+        if not terms and not self._anchors_suffice(topic, counted):
+            notes.append(
+                f"topic {topic.id} has no term; its anchors ({', '.join(sorted(anchors))}) need "
+                "a second anchor or a context person or organisation (not a country or place)"
+            )
         if topic.needs_context and not self._topic_context(topic, counted, term_hits, context):
             wanted = ", ".join(topic.context) if topic.context else "any counted actor"
             notes.append(f"topic {topic.id} needs context ({wanted}); none found")
@@ -465,6 +475,26 @@ class Matcher:
             parts=parts,
             notes=tuple(notes),
         )
+
+    def _supporting(self, topic: Topic, counted: Mapping[str, list[RawHit]]) -> set[str]:
+        """Counted actors that vouch for a topic without a term: its anchors, and people,
+        organisations and groups from its context. Countries and other places are left out:
+        they are named in too many stories (a concert in Kharkiv, a museum in Moscow)."""
+        allowed = set(topic.context)
+        return {
+            a
+            for a in counted
+            if self._actors[a].type != "country"
+            and (
+                a in topic.actors
+                or ((a in allowed or not allowed) and self._actors[a].type != "place")
+            )
+        }
+
+    def _anchors_suffice(self, topic: Topic, counted: Mapping[str, list[RawHit]]) -> bool:
+        """At least two distinct supporting actors, one of them an anchor of the topic."""
+        support = self._supporting(topic, counted)
+        return len(support) >= MIN_ACTORS_WITHOUT_TERM and any(a in topic.actors for a in support)
 
     def _topic_context(
         self,
@@ -553,7 +583,10 @@ def _drop_contained(hits: list[RawHit], notes: list[str]) -> list[RawHit]:
 
 
 def _topic_parts(
-    terms: list[RawHit], toward: Mapping[str, list[RawHit]], seed_sim: float
+    terms: list[RawHit],
+    toward: Mapping[str, list[RawHit]],
+    weights: Mapping[str, float],
+    seed_sim: float,
 ) -> dict[str, float]:
     best_term: dict[str, float] = {}
     for h in terms:
@@ -561,11 +594,14 @@ def _topic_parts(
         key = " ".join(phrase_keys(h.entry.phrase))
         best_term[key] = max(best_term.get(key, 0.0), w)
     actor_weights = sorted(
-        (max(FIELD_WEIGHTS[h.field] * h.entry.weight for h in hits) for hits in toward.values()),
+        (
+            weights[actor] * max(FIELD_WEIGHTS[h.field] * h.entry.weight for h in hits)
+            for actor, hits in toward.items()
+        ),
         reverse=True,
     )[:MAX_ACTORS_COUNTED]
     term_part = sum(best_term.values())
-    actor_part = ACTOR_WEIGHT * sum(actor_weights)
+    actor_part = sum(actor_weights)
     all_hits = [*terms, *(h for hits in toward.values() for h in hits)]
     parts = {
         "terms": term_part,

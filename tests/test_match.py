@@ -262,3 +262,213 @@ def test_default_watchlist_traps() -> None:
     }
     for title, expected in cases.items():
         assert m.match_text(title).matched is expected, title
+
+
+# --- generalisation: anchors without terms, paraphrases, implicit context --------------------
+
+ANCHORED = """\
+version: 1
+defaults:
+  threshold: 2.0
+actors:
+  - {id: russia, name: Russia, type: country, aliases: [Russia]}
+  - {id: kyiv, name: Kyiv, type: place, aliases: [Kyiv]}
+  - {id: lviv, name: Lviv, type: place, aliases: [Lviv]}
+  - {id: zelensky, name: Zelensky, type: person, aliases: [Zelensky]}
+  - {id: plant, name: The plant, type: place, aliases: [Plant Alpha]}
+  - {id: operator, name: Operator, type: org, aliases: [Alphatom]}
+  - {id: envoy, name: Envoy, type: person, aliases: [Envoy Smith], needs_context: true}
+topics:
+  - id: plant_watch
+    name: The plant
+    terms: [reactor]
+    actors: [plant, operator, envoy, lviv]
+    needs_context: true
+    context: [plant, operator, russia, kyiv, zelensky, envoy, lviv]
+"""
+
+
+@pytest.fixture
+def anchored(tmp_path: Path) -> Matcher:
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(ANCHORED, encoding="utf-8")
+    return Matcher.compile(load_watchlist(path), None)
+
+
+@pytest.mark.parametrize(
+    ("title", "summary", "expected"),
+    [
+        ("Plant Alpha staff rotated", "", False),  # one anchor alone, even in the title
+        ("Plant Alpha staff rotated", "Russia said so.", False),  # plus a country
+        ("Plant Alpha staff rotated", "Officials in Kyiv said so.", False),  # plus a place
+        ("Plant Alpha staff rotated", "Lviv officials said so.", True),  # two anchors
+        ("", "Alphatom says Plant Alpha lost power.", True),  # two anchors, summary only
+        ("", "Zelensky says Plant Alpha lost power.", True),  # anchor + context person
+        ("", "Envoy Smith visited Zelensky at Plant Alpha.", True),  # weak anchor with context
+        ("", "Russia says Plant Alpha reactor stopped.", True),  # a term brings it up as before
+    ],
+)
+def test_anchor_actors_raise_a_topic_without_terms(
+    anchored: Matcher, title: str, summary: str, expected: bool
+) -> None:
+    result = anchored.match_text(title, summary)
+    assert result.matched is expected, [(s.score, s.notes) for s in result.topic_scores]
+
+
+def test_single_anchor_leaves_a_note_and_anchors_weigh_more(anchored: Matcher) -> None:
+    alone = anchored.match_text("", "Plant Alpha staff rotated")
+    (score,) = alone.topic_scores
+    assert any("no term" in n for n in score.notes) and not score.passed
+    pair = anchored.match_text("", "Alphatom and Zelensky discussed it")
+    (paired,) = pair.topic_scores
+    assert paired.parts["actors"] == pytest.approx(1.0 + 0.75)  # anchor, then context person
+    assert paired.score == pytest.approx(sum(paired.parts.values()), abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def default() -> Matcher:
+    return Matcher.compile(load_watchlist(ROOT / "config" / "watchlist.yaml"), None)
+
+
+def _check(matcher: Matcher, cases: list[tuple[str, str, str | None]]) -> None:
+    """Each case: title, summary, and the topic it must match (None: must not match)."""
+    for title, summary, topic in cases:
+        r = matcher.match_text(title, summary)
+        if topic is None:
+            assert not r.matched, (title, r.topics, r.actors)
+        else:
+            assert topic in r.topics, (title, [(s.topic, s.score, s.notes) for s in r.topic_scores])
+
+
+def test_nuclear_plant_from_its_anchors_alone(default: Matcher) -> None:
+    _check(
+        default,
+        [
+            ("Energoatom: Enerhodar staff told to sign new contracts", "", "nuclear_plant"),
+            ("Grossi: IAEA team rotated at the site after a delay", "", "nuclear_plant"),
+            (
+                "Nuclear watchdog chief worried about Europe's largest atomic station",
+                "",
+                "nuclear_plant",
+            ),
+            ("Гросси: МАГАТЭ сохранит присутствие на станции", "", "nuclear_plant"),
+            ("Енергоатом: в Енергодарі знову зник зв'язок", "", "nuclear_plant"),
+            ("Энергоатом сообщил о давлении на персонал в Энергодаре", "", "nuclear_plant"),
+            # hard negatives: the watchdog elsewhere
+            ("Grossi says Iran must let inspectors back", "The IAEA chief spoke in Vienna.", None),
+            ("Grossi announces a bid for UN secretary-general", "", None),
+            ("IAEA approves new safety standards", "Guidance covers small modular reactors.", None),
+            ("МАГАТЭ обсудило иранскую ядерную программу", "Гросси выступил в Вене.", None),
+        ],
+    )
+
+
+def test_negotiations_from_delegation_heads(default: Matcher) -> None:
+    _check(
+        default,
+        [
+            ("Medinsky and Umerov to meet again next week", "", "negotiations"),
+            ("Мединский и Умеров обменялись документами", "", "negotiations"),
+            ("Мєдінський та Умєров знову зустрінуться", "", "negotiations"),
+            ("Дзуппи обсудил с Ушаковым возвращение детей", "", "negotiations"),
+            ("Qatar helps return deported children to Ukraine", "", "negotiations"),
+            (
+                "Україна повернула ще 20 депортованих дітей",
+                "Посередником виступив Катар.",
+                "negotiations",
+            ),
+            ("Medinsky opens a military history museum in Russia", "", None),
+            (
+                "Putin chairs a Security Council meeting in Moscow",
+                "The Russian leader spoke.",
+                None,
+            ),
+        ],
+    )
+
+
+def test_paraphrases_in_three_languages(default: Matcher) -> None:
+    _check(
+        default,
+        [
+            ("Kremlin rails against the alliance's eastward advance", "", "nato_expansion"),
+            ("Кремль против продвижения альянса на восток", "", "nato_expansion"),
+            (
+                "Зеленський: розширення альянсу зміцнить Європу",
+                "Він закликав НАТО.",
+                "nato_expansion",
+            ),
+            ("Think tank: Moscow fears the fragmentation of Russia", "", "russia_collapse"),
+            ("Эксперт: распад России не выгоден Западу", "", "russia_collapse"),
+            ("Розпад росії: чи готовий Захід", "", "russia_collapse"),
+            ("EU agrees reparations loan backed by immobilised Russian assets", "", "sanctions"),
+            ("ЕС обсуждает репарационный кредит за счет российских активов", "", "sanctions"),
+            ("ЄС погодив репараційний кредит з російських активів", "", "sanctions"),
+            (
+                "Energy truce: both sides report violations",
+                "Kyiv and the Kremlin trade blame.",
+                "ceasefire",
+            ),
+            (
+                "Режим тишины на Пасху нарушен",
+                "ВСУ и российские войска обвиняют друг друга.",
+                "ceasefire",
+            ),
+            (
+                "Мораторій на удари по енергетиці не діє",
+                "У ЗСУ заявили про нові атаки.",
+                "ceasefire",
+            ),
+            ("The Russian leader hints at concessions in the occupied south", "", "territory"),
+            ("The Bankova rejects the proposal of Moscow's envoy", "", "us_mediation"),
+        ],
+    )
+
+
+def test_prisoner_exchange_with_implicit_anchors(default: Matcher) -> None:
+    _check(
+        default,
+        [
+            (
+                "150 defenders returned home from captivity",
+                "The Coordination HQ confirmed it.",
+                "prisoner_exchange",
+            ),
+            (
+                "Додому з полону повернулися 150 військових",
+                "Так повідомив Координаційний штаб.",
+                "prisoner_exchange",
+            ),
+            ("Лубінець і Москалькова домовилися про повернення цивільних", "", "prisoner_exchange"),
+            ("Москалькова: из плена вернулись 90 военнослужащих", "", "prisoner_exchange"),
+            ("Lubinets: 84 servicemen came home from captivity", "", "prisoner_exchange"),
+        ],
+    )
+
+
+def test_new_vocabulary_keeps_hard_negatives_out(default: Matcher) -> None:
+    _check(
+        default,
+        [
+            (
+                "Russian rock band announces break-up",
+                "Their farewell concert tour ends in Moscow.",
+                None,
+            ),
+            ("Football club owner's frozen assets released by court", "", None),
+            ("UK energy price cap rises in October", "Ofgem says household bills go up.", None),
+            (
+                "Ukraine remains committed to reforms, says minister",
+                "Work towards EU accession goes on.",
+                None,
+            ),
+            ("Kharkiv philharmonic reopens", "Musicians from Kyiv attended the concert.", None),
+            (
+                "NATO jets scramble as Russian bombers near Alaska",
+                "They stayed in international airspace.",
+                None,
+            ),
+            ("Trump meets Zelensky in New York", "The two leaders shook hands.", None),
+            ("Сім'я з Києва відсвяткувала весілля на півострові", "", None),
+        ],
+    )
