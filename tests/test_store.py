@@ -14,8 +14,9 @@ from sqlalchemy import Engine, func, select, text
 from monitor.errors import LockedError, StorageError
 from monitor.settings import FeedSpec
 from monitor.store import Storage, make_engine, require_current, upgrade
+from monitor.store import items as item_rows
 from monitor.store.lock import instance_lock
-from monitor.store.schema import feeds, items
+from monitor.store.schema import cycles, feeds, items
 from monitor.types import FeedUpdateIntent, Item
 
 NOW = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
@@ -211,3 +212,23 @@ def test_sqlite_pragmas_are_set_on_every_connection(sqlite_engine: Engine) -> No
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+
+
+def test_cycles_are_recorded_and_old_ones_pruned(engine: Engine) -> None:
+    from monitor.store.items import CycleSummary
+
+    storage = Storage(engine)
+
+    def cycle(at: datetime, polled: int) -> None:
+        cycle_id = storage.start_cycle(at, "v1")
+        storage.finish_cycle(cycle_id, CycleSummary(at, at, polled, 0, 0, polled * 3, 0))
+
+    cycle(NOW - timedelta(days=30), 5)
+    cycle(NOW - timedelta(hours=1), 4)
+    cycle(NOW, 0)  # an idle tick
+    with engine.connect() as conn:
+        assert item_rows.count_rows(conn, cycles) == 2  # the month-old one is gone
+        latest = item_rows.last_cycle(conn)
+        polled = item_rows.last_cycle(conn, polled_only=True)
+    assert latest is not None and latest.feeds_fetched == 0
+    assert polled is not None and (polled.feeds_fetched, polled.new_items) == (4, 12)

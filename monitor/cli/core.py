@@ -100,6 +100,8 @@ def run(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     )
 
     def report_cycle(report: CycleReport) -> None:
+        if not report.outcomes:
+            return  # a tick with nothing due
         stamp = report.finished_at.strftime("%H:%M:%S")
         console.print(f"[dim]{stamp}[/] {report.line()}")
 
@@ -139,7 +141,7 @@ def status(
                 "sent": digest_counts.get("sent", 0),
                 "failed": digest_counts.get("failed", 0),
             },
-            "last_cycle": _cycle_json(item_rows.last_cycle(conn)),
+            "last_cycle": _cycle_json(item_rows.last_cycle(conn, polled_only=True)),
             "schema_revision": current_revision(conn),
         }
     if output == "json":

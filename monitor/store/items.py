@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import Connection, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.store.schema import cycles, items, matches
@@ -113,6 +113,10 @@ def start_cycle(conn: Connection, now: datetime, watchlist_version: str | None) 
     return cycle_id
 
 
+#: Cycle records older than this are pruned (a tick every 45 s adds ~1,900 rows a day).
+CYCLE_HISTORY = timedelta(days=14)
+
+
 def finish_cycle(conn: Connection, cycle_id: int, summary: CycleSummary) -> None:
     conn.execute(
         update(cycles)
@@ -126,15 +130,20 @@ def finish_cycle(conn: Connection, cycle_id: int, summary: CycleSummary) -> None
             new_matches=summary.new_matches,
         )
     )
+    if summary.finished_at is not None:
+        conn.execute(
+            delete(cycles).where(cycles.c.started_at < summary.finished_at - CYCLE_HISTORY)
+        )
 
 
-def last_cycle(conn: Connection) -> CycleSummary | None:
-    row = conn.execute(
-        select(cycles)
-        .where(cycles.c.finished_at.is_not(None))
-        .order_by(cycles.c.id.desc())
-        .limit(1)
-    ).first()
+def last_cycle(conn: Connection, *, polled_only: bool = False) -> CycleSummary | None:
+    """The latest finished cycle; with `polled_only`, the latest that polled any feed (a tick
+    with nothing due still proves the scheduler is alive, which is what health checks ask)."""
+    query = select(cycles).where(cycles.c.finished_at.is_not(None))
+    if polled_only:
+        polled = cycles.c.feeds_fetched + cycles.c.feeds_not_modified + cycles.c.feeds_failed
+        query = query.where(polled > 0)
+    row = conn.execute(query.order_by(cycles.c.id.desc()).limit(1)).first()
     if row is None:
         return None
     return CycleSummary(
