@@ -4,7 +4,9 @@
 
 Synthetic items: events are drawn from a shared news vocabulary (so unrelated items overlap a
 little, as real coverage of one region does); each event is reported by several outlets that
-reword it (drop, swap and add words). Prints Markdown tables.
+reword it (drop, swap and add words). Each item is first seen shortly after it was published.
+History is stored in time order at `--per-day` items a day (so the 72 h window holds about three
+days of it), then a probe of new items arrives after it. Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from monitor.store.engine import make_engine
 from monitor.store.items import insert_items
 from monitor.store.migrate import upgrade
 from monitor.store.schema import feeds
-from monitor.store.stories import assign_stories
+from monitor.store.stories import StoryIndex, assign_stories, sync_index
 from monitor.stories import NewItem
 from monitor.types import Item
 
@@ -75,7 +77,7 @@ class Generator:
             author=None,
             published_at=at,
             updated_at=None,
-            first_seen_at=NOW,
+            first_seen_at=at + timedelta(minutes=self.rng.randint(1, 30)),
             lang="en",
             content_hash=hashlib.sha256(f"{title}\n{summary}".encode()).hexdigest(),
         )
@@ -112,68 +114,92 @@ def fresh_engine(directory: Path, name: str) -> Engine:
     return engine
 
 
-def load(engine: Engine, batch: list[Item], feed_id: int, now: datetime) -> tuple[float, float]:
+def load(
+    engine: Engine, batch: list[Item], feed_id: int, now: datetime, index: StoryIndex
+) -> tuple[float, float]:
     """Insert one feed's items and assign stories; (insert seconds, clustering seconds)."""
     with engine.begin() as conn:
         t0 = time.perf_counter()
         ids = insert_items(conn, feed_id, batch)
         t1 = time.perf_counter()
-        assign_stories(conn, [NewItem(ids[i.identity], i) for i in batch], SETTINGS, now)
+        new = [NewItem(ids[i.identity], i) for i in batch]
+        assign_stories(conn, new, SETTINGS, now, index)
         t2 = time.perf_counter()
     return t1 - t0, t2 - t1
 
 
 def run_batches(
-    engine: Engine, items: list[Item], batch: int, now: datetime
+    engine: Engine, items: list[Item], batch: int, index: StoryIndex
 ) -> tuple[float, float]:
+    """Store items in batches, each one "now" when its last item was first seen."""
     insert_s = cluster_s = 0.0
     for n, start in enumerate(range(0, len(items), batch)):
-        i_s, c_s = load(engine, items[start : start + batch], n % 100 + 1, now)
+        chunk = items[start : start + batch]
+        now = max(i.first_seen_at for i in chunk)
+        i_s, c_s = load(engine, chunk, n % 100 + 1, now, index)
         insert_s += i_s
         cluster_s += c_s
     return insert_s, cluster_s
 
 
+def in_time_order(items: Iterator[Item]) -> list[Item]:
+    return sorted(items, key=lambda i: i.first_seen_at)
+
+
 def cold_cycle(directory: Path, count: int, batch: int) -> None:
     gen = Generator(random.Random(7), vocabulary(random.Random(1)))
+    # A first cycle: every feed's backlog of the last two days arrives at once.
     items = list(gen.items(count, NOW - timedelta(days=2), timedelta(days=2)))
+    items = [replace(i, first_seen_at=NOW) for i in items]
     engine = fresh_engine(directory, "cold")
-    insert_s, cluster_s = run_batches(engine, items, batch, NOW)
+    insert_s, cluster_s = run_batches(engine, items, batch, StoryIndex())
     with engine.connect() as conn:
         stories = conn.execute(text("SELECT count(*) FROM stories")).scalar()
     engine.dispose()
     print(f"\n### Cold cycle: {count} items in batches of {batch} (SQLite)\n")
-    print("| items | stories | insert items (s) | clustering (s) | clustering µs/item |")
-    print("|---|---|---|---|---|")
+    print("| items | stories | insert items (s) | clustering (s) | items/s | µs/item |")
+    print("|---|---|---|---|---|---|")
     print(
         f"| {count} | {stories} | {insert_s:.2f} | {cluster_s:.2f} | "
-        f"{cluster_s / count * 1e6:.0f} |"
+        f"{count / cluster_s:.0f} | {cluster_s / count * 1e6:.0f} |"
     )
 
 
-def history_growth(directory: Path, sizes: list[int], batch: int, probe: int) -> None:
+def history_growth(directory: Path, sizes: list[int], batch: int, probe: int, per_day: int) -> None:
     gen = Generator(random.Random(11), vocabulary(random.Random(1)))
     engine = fresh_engine(directory, "history")
-    print(f"\n### Per-item clustering cost as history grows (probe of {probe} new items)\n")
-    print("| stored items | probe clustering (s) | µs/item |")
-    print("|---|---|---|")
+    days = (max(sizes) + probe * len(sizes)) / per_day
+    start = NOW - timedelta(days=days)
+    print(f"\n### Per-item clustering cost as history grows ({per_day} items/day, probe {probe})\n")
+    print("| stored items | in window | index rebuild (s) | probe clustering (s) | µs/item |")
+    print("|---|---|---|---|---|")
     stored = 0
-    day = 0
+    index = StoryIndex()
     for size in sizes:
-        while stored < size:
-            chunk = min(20000, size - stored)
-            # Older history: one simulated day per chunk, moving back in time.
-            day += 1
-            start = NOW - timedelta(days=4 + day)
-            old = list(gen.items(chunk, start, timedelta(days=1)))
-            run_batches(engine, old, 500, start + timedelta(days=1))
-            stored += chunk
-        fresh = list(gen.items(probe, NOW - timedelta(days=1), timedelta(days=1)))
-        _, cluster_s = run_batches(engine, fresh, batch, NOW)
-        stored += probe
-        print(f"| {size} | {cluster_s:.3f} | {cluster_s / probe * 1e6:.0f} |")
+        span = timedelta(days=(size - stored) / per_day)
+        history = in_time_order(gen.items(size - stored, start, span))
+        run_batches(engine, history, 500, index)
+        stored, start = size, start + span
+        rebuild_s, index = rebuild(engine, start)
+        span = timedelta(days=probe / per_day)
+        fresh = in_time_order(gen.items(probe, start, span))
+        _, cluster_s = run_batches(engine, fresh, batch, index)
+        stored, start = stored + probe, start + span
+        print(
+            f"| {size} | {len(index)} | {rebuild_s:.2f} | {cluster_s:.3f} | "
+            f"{cluster_s / probe * 1e6:.0f} |"
+        )
         sys.stdout.flush()
     engine.dispose()
+
+
+def rebuild(engine: Engine, now: datetime) -> tuple[float, StoryIndex]:
+    """A restart: a fresh index loaded from the database, and the seconds that took."""
+    index = StoryIndex()
+    with engine.connect() as conn:
+        t0 = time.perf_counter()
+        sync_index(conn, index, now - 2 * timedelta(seconds=SETTINGS.window), set())
+        return time.perf_counter() - t0, index
 
 
 def main() -> None:
@@ -182,13 +208,14 @@ def main() -> None:
     parser.add_argument("--history", default="10000,50000,200000")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--probe", type=int, default=2000)
+    parser.add_argument("--per-day", type=int, default=4000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.cold:
             cold_cycle(Path(tmp), args.cold, args.batch)
         sizes = [int(s) for s in args.history.split(",") if s]
         if sizes:
-            history_growth(Path(tmp), sizes, args.batch, args.probe)
+            history_growth(Path(tmp), sizes, args.batch, args.probe, args.per_day)
 
 
 if __name__ == "__main__":

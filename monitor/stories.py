@@ -1,9 +1,12 @@
-"""Story clustering, pure: shingles, MinHash signatures, LSH bands and the join-or-start decision.
+"""Story clustering, pure: shingles, an inverted index of them, the join-or-start decision.
 
 The same event reported by several feeds becomes one story. Each item is reduced to a set of
-shingles (content words of title + summary), then to a MinHash signature whose agreement with
-another signature estimates the Jaccard similarity of the two sets. Signatures are cut into
-LSH bands; items sharing a band are candidates, and `choose_story` decides among candidates.
+shingles (content words of title + summary); the similarity of two items is the Jaccard
+similarity of their sets. Candidates come from `ShingleIndex`, an inverted index from shingle
+to the latest `POSTINGS_CAP` items carrying it: every carrier of a rare word (a name, a place:
+at a threshold as low as 0.08 the real signal), only the newest coverage for a word that is
+stop-like in the window ("ukraine", "talks"), so the cost per item stays flat however crowded
+the window is. `choose_story` decides among the candidates by exact Jaccard similarity.
 
 The decision asks more similarity the further apart two items appeared: coverage of one event
 clusters within hours, while a follow-up a day later that merely shares actors and vocabulary
@@ -16,36 +19,26 @@ evaluation (monitor/evaluate_stories.py) both call `plan_batch` with what they l
 
 from __future__ import annotations
 
+import heapq
 import re
 import unicodedata
-import zlib
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
-
-import numpy as np
-import numpy.typing as npt
 
 from monitor.settings import StoriesSettings
 from monitor.types import Item, MatchResult
 
-#: Permutations per signature (agreement of 128 values: ±0.03 on a similarity of 0.1).
-NUM_PERM = 128
-#: LSH bands × rows per band; together they use the whole signature.
-BANDS = 64
-ROWS = 2
-#: Seed of the permutations; changing it invalidates every stored signature.
-SEED = 1
 #: Items with fewer shingles than this are too short to be compared or hashed for duplicates.
 MIN_SHINGLES = 3
 #: Words are cut to this many characters (a crude stemmer: signed/signing, Zelensky/Zelenskyy).
 STEM_CHARS = 6
+#: A shingle carried by more than this share of the indexed items is stop-like there …
+STOP_LIKE_SHARE = 0.005
+#: … or by more than this many, in a small index.
+MIN_STOP_LIKE = 50
 
-Signature = npt.NDArray[np.uint32]
-
-_UINT32_MAX = np.uint32(0xFFFFFFFF)
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(
     """
@@ -128,16 +121,13 @@ class StoryRules:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Fingerprint:
-    """What clustering keeps of an item: its signature, its LSH bands, how much text it had."""
+    """What clustering keeps of an item: its set of shingles."""
 
-    signature: Signature
-    #: One signed 64-bit hash per band (fits a BIGINT column).
-    bands: tuple[int, ...]
-    shingle_count: int
+    shingles: frozenset[str]
 
     @property
     def comparable(self) -> bool:
-        return self.shingle_count >= MIN_SHINGLES
+        return len(self.shingles) >= MIN_SHINGLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,13 +143,13 @@ class Prepared:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """An already-placed item that shares a band with a new one (looked up by the caller)."""
+    """An already-placed item that shares a shingle with a new one."""
 
     item_id: int
     #: Its story, or None when it has none (stored before stories existed).
     story_id: int | None
     appeared_at: datetime
-    signature: Signature = field(compare=False)
+    shingles: frozenset[str] = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +172,23 @@ class Decision:
 # --- text → shingles ----------------------------------------------------------------------
 
 
+class _DropCombining(dict[int, str | None]):
+    """`str.translate` table deleting combining marks, filled as characters are met."""
+
+    def __missing__(self, code: int) -> str | None:
+        value = None if unicodedata.combining(chr(code)) else chr(code)
+        self[code] = value
+        return value
+
+
+_DROP_COMBINING = _DropCombining()
+
+
 def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    folded = text.casefold()
+    if folded.isascii():
+        return folded
+    return unicodedata.normalize("NFKD", folded).translate(_DROP_COMBINING)
 
 
 def content_words(text: str) -> list[str]:
@@ -204,93 +208,119 @@ def appeared_at(item: Item) -> datetime:
     return item.published_at
 
 
-# --- MinHash ------------------------------------------------------------------------------
+def fingerprints(sets: Iterable[Iterable[str]]) -> list[Fingerprint]:
+    """One fingerprint per shingle set."""
+    return [Fingerprint(frozenset(s)) for s in sets]
 
 
-def shingle_hash(shingle: str) -> int:
-    """The 32-bit hash each shingle gets before the permutations (stable across processes)."""
-    return zlib.crc32(shingle.encode("utf-8"))
+def similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    """Jaccard similarity of two shingle sets (0.0 when both are empty)."""
+    shared = len(a & b)
+    union = len(a) + len(b) - shared
+    return shared / union if union else 0.0
 
 
-@cache
-def permutations() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
-    """The affine permutations (a, b) of datasketch's `affine32` scheme for NUM_PERM and SEED."""
-    gen = np.random.RandomState(SEED)
-    a = gen.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
-    b = gen.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
-    return a, b
+# --- the in-memory index ------------------------------------------------------------------
 
 
-def _fmix32(h: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
+class ShingleIndex:
+    """Inverted index shingle → placed items, for candidate lookup within a window.
 
+    Holds `Candidate` records (id, story, appearance, shingles). Each shingle remembers only
+    the latest `postings_cap` items that carry it: for a rare word (a name, a place) that is
+    every carrier in the window, for a stop-like word of the window ("ukraine", "talks") only
+    the newest coverage, so a lookup costs at most `postings_cap` per shingle however crowded
+    the window is. Adding an id again replaces its record, so replaying an addition is
+    harmless. Removed ids stay in the postings until they outnumber the live items.
+    """
 
-def signatures(sets: Sequence[Collection[str]], chunk: int = 2048) -> npt.NDArray[np.uint32]:
-    """MinHash signatures, one row per set, equal to datasketch's
-    `MinHash(NUM_PERM, SEED, hashfunc=shingle_hash, scheme="affine32")` but batched in numpy."""
-    out = np.full((len(sets), NUM_PERM), _UINT32_MAX, dtype=np.uint32)
-    for start in range(0, len(sets), chunk):
-        _fill_signatures(sets[start : start + chunk], out[start : start + chunk])
-    return out
+    def __init__(self, min_stop_like: int = MIN_STOP_LIKE) -> None:
+        self.min_stop_like = min_stop_like
+        self._entries: dict[int, Candidate] = {}
+        self._postings: dict[str, list[int]] = defaultdict(list)
+        self._by_time: list[tuple[datetime, int]] = []
+        self._stale = 0
 
+    def __len__(self) -> int:
+        return len(self._entries)
 
-def _fill_signatures(sets: Sequence[Collection[str]], out: npt.NDArray[np.uint32]) -> None:
-    rows = [i for i, s in enumerate(sets) if s]
-    if not rows:
-        return
-    hashes = np.fromiter((shingle_hash(x) for i in rows for x in sets[i]), dtype=np.uint32)
-    sizes = np.fromiter((len(sets[i]) for i in rows), dtype=np.int64, count=len(rows))
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    a, b = permutations()
-    with np.errstate(over="ignore"):
-        permuted = _fmix32(hashes)[:, None] * a[None, :] + b[None, :]
-    out[rows] = np.minimum.reduceat(permuted, starts, axis=0)
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._entries
 
+    def get(self, item_id: int) -> Candidate | None:
+        return self._entries.get(item_id)
 
-_M1 = np.uint64(0xFF51AFD7ED558CCD)
-_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+    def add(self, entries: Iterable[Candidate]) -> None:
+        """Index placed items (a record for a known id replaces the old one)."""
+        for entry in entries:
+            old = self._entries.get(entry.item_id)
+            self._entries[entry.item_id] = entry
+            if old is not None and old.shingles == entry.shingles:
+                continue
+            if old is not None:
+                self._stale += 1
+            for s in entry.shingles:
+                self._postings[s].append(entry.item_id)
+            heapq.heappush(self._by_time, (entry.appeared_at, entry.item_id))
 
+    def remove(self, item_ids: Iterable[int]) -> None:
+        for item_id in item_ids:
+            if self._entries.pop(item_id, None) is not None:
+                self._stale += 1
+        self._compact_if_stale()
 
-def band_hashes(sigs: npt.NDArray[np.uint32]) -> npt.NDArray[np.int64]:
-    """One signed 64-bit hash per band per signature, shape (n, BANDS)."""
-    rows = sigs[:, : BANDS * ROWS].reshape(len(sigs), BANDS, ROWS).astype(np.uint64)
-    h = np.zeros((len(sigs), BANDS), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for r in range(ROWS):
-            h = (h ^ rows[:, :, r]) * _M1
-            h = (h ^ (h >> np.uint64(33))) * _M2
-            h = h ^ (h >> np.uint64(29))
-    return h.view(np.int64)
+    def evict(self, before: datetime) -> int:
+        """Forget items that appeared before `before`; how many were dropped."""
+        dropped = 0
+        while self._by_time and self._by_time[0][0] < before:
+            when, item_id = heapq.heappop(self._by_time)
+            entry = self._entries.get(item_id)
+            if entry is not None and entry.appeared_at == when:
+                del self._entries[item_id]
+                self._stale += 1
+                dropped += 1
+        self._compact_if_stale()
+        return dropped
 
+    def stop_like(self) -> int:
+        """Carriers above which a shingle is stop-like in the current window."""
+        return max(self.min_stop_like, int(len(self._entries) * STOP_LIKE_SHARE))
 
-def fingerprints(sets: Sequence[Collection[str]]) -> list[Fingerprint]:
-    """Signatures and bands for many shingle sets at once (the batched path)."""
-    sigs = signatures(sets)
-    bands = band_hashes(sigs)
-    return [
-        Fingerprint(signature=sigs[i], bands=tuple(bands[i].tolist()), shingle_count=len(s))
-        for i, s in enumerate(sets)
-    ]
+    def lookup(self, shingle_set: frozenset[str], threshold: float) -> list[Candidate]:
+        """Indexed items that may reach Jaccard `threshold` with `shingle_set`: they share two
+        shingles that are not stop-like in the window, or one when both sets are so short
+        that one shared shingle can reach the threshold."""
+        limit = self.stop_like()
+        carriers: list[int] = []
+        for s in shingle_set:
+            posting = self._postings.get(s)
+            if posting and len(posting) <= limit:
+                carriers += posting
+        counts = Counter(carriers)
+        entries = self._entries
+        # One shared shingle reaches the threshold only if |A| + |B| ≤ (1 + t) / t.
+        room = (1 + threshold) / threshold - len(shingle_set) if threshold > 0 else float("inf")
+        if room < MIN_SHINGLES:
+            found = [entries.get(i) for i, n in counts.items() if n > 1]
+        else:
+            found = [
+                entries.get(i)
+                for i, n in counts.items()
+                if n > 1 or (i in entries and len(entries[i].shingles) <= room)
+            ]
+        return [e for e in found if e is not None]
 
-
-def similarity(a: Signature, b: Signature) -> float:
-    """Estimated Jaccard similarity: the share of permutations on which the minima agree."""
-    return float(np.count_nonzero(a == b)) / NUM_PERM
-
-
-def signature_bytes(signature: Signature) -> bytes:
-    return signature.astype("<u4").tobytes()
-
-
-def signature_from_bytes(data: bytes) -> Signature:
-    sig = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    if sig.shape != (NUM_PERM,):
-        raise ValueError(f"stored signature has {sig.size} values, expected {NUM_PERM}")
-    return sig
+    def _compact_if_stale(self) -> None:
+        if self._stale <= max(1000, len(self._entries)):
+            return
+        postings: dict[str, list[int]] = defaultdict(list)
+        live = sorted(self._entries.values(), key=lambda e: (e.appeared_at, e.item_id))
+        for entry in live:
+            for s in entry.shingles:
+                postings[s].append(entry.item_id)
+        self._postings = postings
+        self._by_time = [(e.appeared_at, e.item_id) for e in live]
+        self._stale = 0
 
 
 # --- the decision -------------------------------------------------------------------------
@@ -307,16 +337,16 @@ def choose_story(
     """
     if not new.fingerprint.comparable:
         return None
-    pool = [c for c in candidates if abs(new.appeared_at - c.appeared_at) <= rules.window]
-    if not pool:
-        return None
-    agree = np.count_nonzero(
-        np.stack([c.signature for c in pool]) == new.fingerprint.signature, axis=1
-    )
+    mine = new.fingerprint.shingles
+    size = len(mine)
     best: tuple[float, datetime, Candidate, float] | None = None
-    for cand, count in zip(pool, agree.tolist(), strict=True):
-        sim = count / NUM_PERM
-        margin = sim - rules.required(new.appeared_at - cand.appeared_at)
+    for cand in candidates:
+        gap = new.appeared_at - cand.appeared_at
+        if abs(gap) > rules.window:
+            continue
+        shared = len(mine & cand.shingles)
+        sim = shared / (size + len(cand.shingles) - shared)
+        margin = sim - rules.required(gap)
         if margin >= 0 and (best is None or (-margin, cand.appeared_at) < best[:2]):
             best = (-margin, cand.appeared_at, cand, sim)
     return None if best is None else (best[2], best[3])
@@ -335,26 +365,27 @@ def plan_batch(
 ) -> list[Decision]:
     """Place each new item of a batch, in order of appearance.
 
-    `candidates[item_id]` are stored items sharing a band with the new item; other items of
-    the batch placed earlier in this call become candidates too when they share a band.
-    `duplicate_story[root_id]` is the story of a stored duplicate root (None: it has none).
+    `candidates[item_id]` are stored items sharing a shingle with the new item (from a
+    `ShingleIndex`); other items of the batch placed earlier in this call become candidates
+    too when they share a shingle. `duplicate_story[root_id]` is the story of a stored
+    duplicate root (None: it has none).
     """
     placed: dict[int, Decision] = {}
-    band_index: dict[tuple[int, int], list[Prepared]] = defaultdict(list)
+    in_batch = ShingleIndex()
     for new in processing_order(batch):
         decision = _decide_one(
-            new, candidates.get(new.item_id, ()), band_index, placed, duplicate_story, rules
+            new, candidates.get(new.item_id, ()), in_batch, placed, duplicate_story, rules
         )
         placed[new.item_id] = decision
-        for band, value in enumerate(new.fingerprint.bands):
-            band_index[(band, value)].append(new)
+        if new.fingerprint.comparable:
+            in_batch.add([Candidate(new.item_id, None, new.appeared_at, new.fingerprint.shingles)])
     return [placed[p.item_id] for p in batch]
 
 
 def _decide_one(
     new: Prepared,
     stored: Sequence[Candidate],
-    band_index: Mapping[tuple[int, int], list[Prepared]],
+    in_batch: ShingleIndex,
     placed: Mapping[int, Decision],
     duplicate_story: Mapping[int, int | None],
     rules: StoryRules,
@@ -364,8 +395,8 @@ def _decide_one(
         return _follow(new, placed[root], root, 1.0, duplicate_of=root)
     if root is not None and duplicate_story.get(root) is not None:
         return Decision(new.item_id, duplicate_story[root], None, root, root, 1.0)
-    in_batch = _batch_candidates(new, band_index, placed)
-    choice = choose_story(new, [*stored, *in_batch], rules)
+    near = in_batch.lookup(new.fingerprint.shingles, rules.threshold)
+    choice = choose_story(new, [*stored, *near], rules)
     if choice is None:
         return Decision(new.item_id, None, new.item_id, root, None, 0.0)
     cand, sim = choice
@@ -380,24 +411,6 @@ def _follow(
     new: Prepared, leader: Decision, via: int, sim: float, *, duplicate_of: int | None
 ) -> Decision:
     return Decision(new.item_id, leader.story_id, leader.leader_id, duplicate_of, via, sim)
-
-
-def _batch_candidates(
-    new: Prepared,
-    band_index: Mapping[tuple[int, int], list[Prepared]],
-    placed: Mapping[int, Decision],
-) -> list[Candidate]:
-    seen: dict[int, Candidate] = {}
-    for band, value in enumerate(new.fingerprint.bands):
-        for other in band_index.get((band, value), ()):
-            if other.item_id not in seen:
-                seen[other.item_id] = Candidate(
-                    other.item_id,
-                    placed[other.item_id].story_id,
-                    other.appeared_at,
-                    other.fingerprint.signature,
-                )
-    return list(seen.values())
 
 
 # --- exact duplicates ---------------------------------------------------------------------

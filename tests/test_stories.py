@@ -1,34 +1,26 @@
-"""Story clustering, pure parts: shingles, signatures, bands, the decision, the evaluation."""
+"""Story clustering, pure parts: shingles, the shingle index, the decision, the evaluation."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
-from datasketch import MinHash
 
 from monitor.errors import ConfigError
 from monitor.evaluate_stories import format_report, load_labelled, run
 from monitor.settings import StoriesSettings
 from monitor.stories import (
-    BANDS,
-    NUM_PERM,
-    SEED,
     Candidate,
     Prepared,
+    ShingleIndex,
     StoryRules,
     appeared_at,
     choose_story,
     duplicate_roots,
     fingerprints,
     plan_batch,
-    shingle_hash,
     shingles,
-    signature_bytes,
-    signature_from_bytes,
-    signatures,
     similarity,
 )
 from monitor.types import Item
@@ -49,35 +41,62 @@ def test_shingles_fold_case_accents_punctuation_and_stopwords() -> None:
     assert shingles("Café crème", "") == shingles("CAFE creme", "")
 
 
-def test_signatures_equal_datasketch_minhash() -> None:
-    sets = [{"putin", "witkoff", "petersburg"}, {"sanctions", "package"}, set()]
-    ours = signatures(sets)
-    for row, words in zip(ours, sets, strict=True):
-        reference = MinHash(num_perm=NUM_PERM, seed=SEED, hashfunc=shingle_hash, scheme="affine32")
-        reference.update_batch(sorted(words))
-        assert np.array_equal(row, reference.hashvalues)
+def test_similarity_is_exact_jaccard() -> None:
+    base = frozenset(f"w{i}" for i in range(60))
+    other = frozenset(f"w{i}" for i in range(30, 90))
+    assert similarity(base, other) == pytest.approx(30 / 90)
+    assert similarity(base, base) == 1.0
+    assert similarity(frozenset(), frozenset()) == 0.0
 
 
-def test_similarity_estimates_jaccard() -> None:
-    base = {f"w{i}" for i in range(60)}
-    other = {f"w{i}" for i in range(30, 90)}  # Jaccard 30/90
-    sig_a, sig_b = signatures([base, other])
-    assert abs(similarity(sig_a, sig_b) - 1 / 3) < 0.12
-    assert similarity(sig_a, sig_a) == 1.0
+def _entry(item_id: int, words: set[str], at: datetime = T0) -> Candidate:
+    return Candidate(item_id, 100 + item_id, at, frozenset(words))
 
 
-def test_bands_are_equal_for_equal_sets_and_fit_bigint() -> None:
-    fa, fb, fc = fingerprints([{"a", "b", "c"}, {"c", "b", "a"}, {"x", "y", "z"}])
-    assert fa.bands == fb.bands and len(fa.bands) == BANDS
-    assert fa.bands != fc.bands
-    assert all(-(2**63) <= v < 2**63 for v in fa.bands)
+def test_index_finds_items_sharing_two_shingles_or_one_when_short() -> None:
+    index = ShingleIndex()
+    index.add(
+        [
+            _entry(1, TALKS),
+            _entry(2, {"istanbul", *(f"heat{i}" for i in range(11))}),
+            _entry(3, {"umerov", "kyiv", "drone"}),
+        ]
+    )
+    found = {c.item_id for c in index.lookup(frozenset({"istanbul", "talks", "umerov"}), 0.08)}
+    # 1 shares three words; 3 shares one, but both sets are short enough for one to count;
+    # 2 shares one word and is too long for that to reach 0.08.
+    assert found == {1, 3}
 
 
-def test_signature_bytes_round_trip_and_reject_foreign_length() -> None:
-    [sig] = signatures([{"a", "b"}])
-    assert np.array_equal(signature_from_bytes(signature_bytes(sig)), sig)
-    with pytest.raises(ValueError, match="expected 128"):
-        signature_from_bytes(b"\x00" * 12)
+def test_index_ignores_stop_like_shingles_of_the_window() -> None:
+    index = ShingleIndex(min_stop_like=3)
+    index.add([_entry(i, {"ukrain", "russia", f"a{i}", f"b{i}", f"c{i}"}) for i in range(5)])
+    assert index.lookup(frozenset({"ukrain", "russia", "zzz", "yyy", "xxx", "www"}), 0.08) == []
+    index.add([_entry(9, {"ukrain", "medins", "umerov", "d9"})])
+    [hit] = index.lookup(frozenset({"medins", "umerov", "ukrain", "q", "r", "s"}), 0.08)
+    assert hit.item_id == 9
+
+
+def test_index_evicts_old_items_and_replaying_an_addition_is_harmless() -> None:
+    index = ShingleIndex()
+    index.add([_entry(1, TALKS, T0), _entry(2, TALKS, T0 + timedelta(hours=5))])
+    index.add([_entry(2, TALKS, T0 + timedelta(hours=5))])
+    assert len(index) == 2
+    assert index.evict(T0 + timedelta(hours=1)) == 1
+    assert 1 not in index and 2 in index
+    assert [c.item_id for c in index.lookup(frozenset(TALKS), 0.08)] == [2]
+    index.remove([2])
+    assert len(index) == 0 and index.lookup(frozenset(TALKS), 0.08) == []
+
+
+def test_index_compacts_after_many_removals() -> None:
+    index = ShingleIndex()
+    index.add([_entry(i, {"x", "y", f"u{i}"}, T0 + timedelta(seconds=i)) for i in range(3000)])
+    index.evict(T0 + timedelta(seconds=2990))
+    assert len(index) == 10
+    assert {c.item_id for c in index.lookup(frozenset({"x", "y", "z"}), 0.08)} == set(
+        range(2990, 3000)
+    )
 
 
 @pytest.mark.parametrize(
@@ -100,7 +119,7 @@ def _prepared(item_id: int, words: set[str], at: datetime) -> Prepared:
 
 
 def _candidate(item_id: int, story_id: int, words: set[str], at: datetime) -> Candidate:
-    return Candidate(item_id, story_id, at, _prepared(item_id, words, at).fingerprint.signature)
+    return Candidate(item_id, story_id, at, frozenset(words))
 
 
 TALKS = {
@@ -150,7 +169,7 @@ def test_choose_story_refuses_outside_window_and_weak_overlap() -> None:
 def test_choose_story_prefers_widest_margin_over_recency() -> None:
     new = _prepared(9, TALKS, T0 + timedelta(hours=30))
     older_copy = _candidate(1, 100, TALKS, T0)  # similarity 1.0, needs 0.22
-    recent_partial = _candidate(  # similarity about 0.64, needs 0.104
+    recent_partial = _candidate(  # similarity 7/11, needs 0.104
         2, 200, set(sorted(TALKS)[:7]) | {"x"}, T0 + timedelta(hours=29)
     )
     choice = choose_story(new, [recent_partial, older_copy], RULES)

@@ -24,6 +24,7 @@ class Storage:
     def __init__(self, engine: Engine, stories: StoriesSettings | None = None) -> None:
         self.engine = engine
         self.stories = stories
+        self.story_index = _new_story_index()
 
     def sync_feeds(self, specs: Sequence[FeedSpec], now: datetime) -> feed_rows.SyncReport:
         with self.engine.begin() as conn:
@@ -65,7 +66,7 @@ class Storage:
             ]
             new_matches = item_rows.insert_matches(conn, match_rows)
             if self.stories is not None and self.stories.enabled and inserted:
-                _assign_stories(conn, inserted, self.stories, now)
+                _assign_stories(conn, inserted, self.stories, now, self.story_index)
         return SaveReport(len(inserted), new_matches)
 
     def update_feed(self, intent: FeedUpdateIntent) -> None:
@@ -101,9 +102,17 @@ def _assign_stories(
     inserted: Sequence[tuple[int, Item, MatchResult | None]],
     settings: StoriesSettings,
     now: datetime,
+    index: Any,
 ) -> None:
     from monitor.store.stories import assign_stories
     from monitor.stories import NewItem
 
     new_items = [NewItem.from_match(item_id, item, result) for item_id, item, result in inserted]
-    assign_stories(conn, new_items, settings, now)
+    assign_stories(conn, new_items, settings, now, index)
+
+
+def _new_story_index() -> Any:
+    """The in-memory story index of this Storage (filled from the database on first use)."""
+    from monitor.store.stories import StoryIndex
+
+    return StoryIndex()

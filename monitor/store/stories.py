@@ -2,16 +2,18 @@
 
 `assign_stories` is called right after a feed's new items are inserted:
 
-    fingerprints of the new items (pure, batched)
+    shingles of the new items (pure)
+    → bring the in-memory StoryIndex up to date            (first use: load the window; then
+                                                              one primary-key range query)
     → exact duplicates by canonical URL / content hash      (one indexed query)
-    → save signatures and LSH bands                         (two executemany inserts)
-    → stored candidates sharing a band, within the window   (one self-join + one detail query)
+    → candidates sharing a shingle, from the StoryIndex     (no query)
     → plan_batch decides join-or-start for each item        (pure, monitor.stories)
     → insert new stories, update touched ones, link items   (executemany)
+    → stage the placed items in the StoryIndex              (confirmed at the next call)
 
-All state lives in the database (bands, signatures, stories), so a restart loses nothing;
-every lookup is bounded by the window and served by an index, so the cost per item does not
-grow with the stored history.
+The database stays the truth: the index holds only what `items` says (shingles are recomputed
+from title and summary), so a restart rebuilds it and a rolled-back transaction cannot leave a
+phantom behind: items staged by one call are checked against `items` at the next one.
 """
 
 from __future__ import annotations
@@ -22,18 +24,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StorageError
 from monitor.settings import StoriesSettings
-from monitor.store.schema import feeds, item_signatures, items, stories, story_bands
+from monitor.store.schema import feeds, items, stories
 from monitor.stories import (
+    MIN_STOP_LIKE,
     Candidate,
     Decision,
     Fingerprint,
     NewItem,
     Prepared,
+    ShingleIndex,
     StoryAssignment,
     StoryRules,
     appeared_at,
@@ -41,12 +45,10 @@ from monitor.stories import (
     fingerprints,
     plan_batch,
     shingles,
-    signature_bytes,
-    signature_from_bytes,
     union_sorted,
 )
 
-#: Largest IN list sent at once (well under SQLite's and PostgreSQL's parameter limits).
+#: Ids per IN (...) statement (well under SQLite's and PostgreSQL's parameter limits).
 CHUNK = 5000
 
 StoryKey = tuple[str, int]
@@ -93,6 +95,126 @@ class StoryView:
         return tuple(dict.fromkeys(m.feed for m in self.members))
 
 
+# --- the in-memory index and its sync with the database -----------------------------------
+
+
+class StoryIndex:
+    """The placed items of one database that new items may join, kept in memory.
+
+    Created empty (by `Storage`, one per engine) and filled from `items` on first use. It
+    reflects every committed item with a story that appeared at or after `floor` and whose id
+    is at most `high_water`, plus `staged` items placed by the last call, not yet known to be
+    committed. Each call first reads committed items above `high_water` (its own staged ones
+    and any written by another process) and drops staged items the database does not have.
+    """
+
+    def __init__(self, min_stop_like: int = MIN_STOP_LIKE) -> None:
+        self.shingles = ShingleIndex(min_stop_like)
+        self.floor: datetime | None = None
+        self.high_water = 0
+        self.staged: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.shingles)
+
+    def stage(self, placed: Iterable[Candidate]) -> None:
+        """Index items just placed (in a transaction not yet committed)."""
+        placed = list(placed)
+        self.shingles.add(placed)
+        self.staged.update({c.item_id: c.story_id for c in placed if c.story_id is not None})
+
+
+_INDEX_COLUMNS = (
+    items.c.id,
+    items.c.story_id,
+    items.c.title,
+    items.c.summary,
+    items.c.published_at,
+    items.c.first_seen_at,
+)
+
+
+def sync_index(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
+    """Bring `index` up to date with committed items appeared ≥ `floor` (ids in `exclude`,
+    the batch being placed, are left out)."""
+    if index.floor is None:
+        _load(conn, index, floor, exclude)
+        return
+    _catch_up(conn, index, exclude)
+    if floor < index.floor:
+        _extend(conn, index, floor, exclude)
+    else:
+        index.shingles.evict(floor)
+        index.floor = floor
+
+
+def _load(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
+    top = conn.execute(select(func.max(items.c.id)).where(items.c.story_id.is_not(None)))
+    index.high_water = int(top.scalar() or 0)
+    query = select(*_INDEX_COLUMNS).where(
+        items.c.first_seen_at >= floor,
+        items.c.id <= index.high_water,
+        items.c.story_id.is_not(None),
+    )
+    index.shingles.add(_indexable(conn.execute(query), floor, exclude))
+    index.floor = floor
+    index.staged.clear()
+
+
+def _catch_up(conn: Connection, index: StoryIndex, exclude: set[int]) -> None:
+    assert index.floor is not None
+    # By primary key alone: a few rows (the last call's), whatever the window holds.
+    query = select(*_INDEX_COLUMNS).where(
+        items.c.id > index.high_water, items.c.story_id.is_not(None)
+    )
+    rows = list(conn.execute(query))
+    staged, index.staged = index.staged, {}
+    fresh = [r for r in rows if staged.get(r.id, -1) != r.story_id]
+    index.shingles.add(_indexable(fresh, index.floor, exclude))
+    if rows:
+        index.high_water = max(index.high_water, max(r.id for r in rows))
+    confirmed = {r.id for r in rows}
+    unconfirmed = [i for i in staged if i not in confirmed]
+    if unconfirmed:
+        _recheck(conn, index, unconfirmed, exclude)
+
+
+def _recheck(conn: Connection, index: StoryIndex, ids: list[int], exclude: set[int]) -> None:
+    """Staged items the range read did not confirm: keep those the database has, drop others
+    (their transaction rolled back)."""
+    assert index.floor is not None
+    found: list[Any] = []
+    for chunk in _chunks(sorted(ids)):
+        query = select(*_INDEX_COLUMNS).where(items.c.id.in_(chunk), items.c.story_id.is_not(None))
+        found.extend(conn.execute(query))
+    index.shingles.remove(ids)
+    index.shingles.add(_indexable(found, index.floor, exclude))
+
+
+def _extend(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
+    """Load the stretch [floor, index.floor) when a call reaches further back than before."""
+    assert index.floor is not None
+    query = select(*_INDEX_COLUMNS).where(
+        items.c.first_seen_at >= floor,
+        items.c.id <= index.high_water,
+        items.c.story_id.is_not(None),
+    )
+    upper = index.floor
+    rows = [r for r in conn.execute(query) if r.id not in index.shingles]
+    index.shingles.add(c for c in _indexable(rows, floor, exclude) if c.appeared_at < upper)
+    index.floor = floor
+
+
+def _indexable(rows: Iterable[Any], floor: datetime, exclude: set[int]) -> Iterator[Candidate]:
+    for r in rows:
+        when = _appeared(r.published_at, r.first_seen_at)
+        if when < floor or r.id in exclude:
+            continue
+        words = shingles(r.title, r.summary)
+        if Fingerprint(words).comparable:
+            yield Candidate(r.id, r.story_id, when, words)
+
+
 # --- assignment ---------------------------------------------------------------------------
 
 
@@ -101,18 +223,33 @@ def assign_stories(
     new_items: Sequence[NewItem],
     settings: StoriesSettings,
     now: datetime,
+    index: StoryIndex | None = None,
 ) -> list[StoryAssignment]:
-    """Place freshly inserted items in stories (same transaction); one assignment per item."""
+    """Place freshly inserted items in stories (same transaction); one assignment per item.
+
+    Pass the same `index` on every call for one database (`Storage` keeps one); without it a
+    throwaway index is loaded from the database for this call alone.
+    """
     if not new_items:
         return []
     try:
-        return _assign(conn, new_items, StoryRules.from_settings(settings), now)
+        return _assign(
+            conn,
+            new_items,
+            StoryRules.from_settings(settings),
+            now,
+            index if index is not None else StoryIndex(),
+        )
     except SQLAlchemyError as e:
         raise StorageError(f"cannot assign stories: {e}") from e
 
 
 def _assign(
-    conn: Connection, new_items: Sequence[NewItem], rules: StoryRules, now: datetime
+    conn: Connection,
+    new_items: Sequence[NewItem],
+    rules: StoryRules,
+    now: datetime,
+    index: StoryIndex,
 ) -> list[StoryAssignment]:
     prints = fingerprints([shingles(n.item.title, n.item.summary) for n in new_items])
     roots = _duplicate_roots(conn, new_items, prints)
@@ -120,12 +257,28 @@ def _assign(
         Prepared(n.item_id, appeared_at(n.item), fp, roots.get(n.item_id))
         for n, fp in zip(new_items, prints, strict=True)
     ]
-    _save_fingerprints(conn, batch)
     batch_ids = {p.item_id for p in batch}
-    candidates = _stored_candidates(conn, batch_ids, lower_bound(batch, rules, now))
+    sync_index(conn, index, now - 2 * rules.window, batch_ids)
+    lower = lower_bound(batch, rules, now)
+    candidates = {
+        p.item_id: [
+            c
+            for c in index.shingles.lookup(p.fingerprint.shingles, rules.threshold)
+            if c.appeared_at >= lower
+        ]
+        for p in batch
+        if p.fingerprint.comparable
+    }
     outside_roots = {r for r in roots.values() if r not in batch_ids}
     decisions = plan_batch(batch, candidates, _story_ids(conn, outside_roots), rules)
-    return _apply(conn, new_items, batch, decisions)
+    assignments = _apply(conn, new_items, batch, decisions)
+    story_of = {a.item_id: a.story_id for a in assignments}
+    index.stage(
+        Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.fingerprint.shingles)
+        for p in batch
+        if p.fingerprint.comparable
+    )
+    return assignments
 
 
 def lower_bound(batch: Sequence[Prepared], rules: StoryRules, now: datetime) -> datetime:
@@ -171,81 +324,6 @@ def _duplicate_roots(
     new_ids = {n.item_id for n in new_items}
     roots = duplicate_roots(rows)
     return {i: earlier_root.get(r, r) for i, r in roots.items() if i in new_ids}
-
-
-def _save_fingerprints(conn: Connection, batch: Sequence[Prepared]) -> None:
-    conn.execute(
-        insert(item_signatures),
-        [
-            {"item_id": p.item_id, "signature": signature_bytes(p.fingerprint.signature)}
-            for p in batch
-        ],
-    )
-    comparable = [p for p in batch if p.fingerprint.comparable]
-    if not comparable:
-        return
-    # Tens of rows per item: sent straight to the driver, each timestamp converted once.
-    to_db = story_bands.c.first_seen_at.type.bind_processor(conn.dialect)
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    statement = (
-        f"INSERT INTO {story_bands.name} (band, band_hash, item_id, first_seen_at) "
-        f"VALUES ({mark}, {mark}, {mark}, {mark})"
-    )
-    rows: list[tuple[int, int, int, Any]] = []
-    for p in comparable:
-        when = to_db(p.appeared_at) if to_db is not None else p.appeared_at
-        rows.extend(
-            (band, value, p.item_id, when) for band, value in enumerate(p.fingerprint.bands)
-        )
-    conn.exec_driver_sql(statement, rows)
-
-
-def _stored_candidates(
-    conn: Connection, batch_ids: set[int], lower: datetime
-) -> dict[int, list[Candidate]]:
-    """Stored items (outside the batch) sharing a band with a batch item, appeared ≥ `lower`."""
-    new, old = story_bands.alias("new"), story_bands.alias("old")
-    pairs: dict[int, set[int]] = defaultdict(set)
-    for chunk in _chunks(sorted(batch_ids)):
-        query = (
-            select(new.c.item_id.label("new_id"), old.c.item_id.label("old_id"))
-            .distinct()
-            .select_from(
-                new.join(old, and_(old.c.band == new.c.band, old.c.band_hash == new.c.band_hash))
-            )
-            .where(new.c.item_id.in_(chunk), old.c.first_seen_at >= lower)
-        )
-        for row in conn.execute(query):
-            if row.old_id not in batch_ids:
-                pairs[row.new_id].add(row.old_id)
-    details = _candidate_details(conn, {o for olds in pairs.values() for o in olds})
-    return {
-        new_id: [details[o] for o in sorted(olds) if o in details] for new_id, olds in pairs.items()
-    }
-
-
-def _candidate_details(conn: Connection, item_ids: set[int]) -> dict[int, Candidate]:
-    out: dict[int, Candidate] = {}
-    for chunk in _chunks(sorted(item_ids)):
-        query = (
-            select(
-                items.c.id,
-                items.c.story_id,
-                items.c.published_at,
-                items.c.first_seen_at,
-                item_signatures.c.signature,
-            )
-            .join(item_signatures, item_signatures.c.item_id == items.c.id)
-            .where(items.c.id.in_(chunk))
-        )
-        for row in conn.execute(query):
-            out[row.id] = Candidate(
-                row.id,
-                row.story_id,
-                _appeared(row.published_at, row.first_seen_at),
-                signature_from_bytes(row.signature),
-            )
-    return out
 
 
 def _appeared(published: datetime | None, first_seen: datetime) -> datetime:
