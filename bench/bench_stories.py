@@ -1,12 +1,14 @@
 """Benchmark of story clustering on SQLite: a cold cycle, and per-item cost as history grows.
 
-    python bench/bench_stories.py [--cold 30000] [--history 10000,50000,200000] [--batch 100]
+    python bench/bench_stories.py [--cold 30000] [--history 10000,50000,200000] [--cycle 2000]
 
 Synthetic items: events are drawn from a shared news vocabulary (so unrelated items overlap a
 little, as real coverage of one region does); each event is reported by several outlets that
 reword it (drop, swap and add words). Each item is first seen shortly after it was published.
 History is stored in time order at `--per-day` items a day (so the 72 h window holds about three
-days of it), then a probe of new items arrives after it. Prints Markdown tables.
+days of it), then a probe of new items arrives after it as one cycle. Stories are assigned as the
+pipeline does: items are inserted per feed, then `assign_pending` places the whole cycle in
+one call. Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ from monitor.store.engine import make_engine
 from monitor.store.items import insert_items
 from monitor.store.migrate import upgrade
 from monitor.store.schema import feeds
-from monitor.store.stories import StoryIndex, assign_stories, sync_index
-from monitor.stories import NewItem
+from monitor.store.stories import StoryIndex, assign_pending, sync_index
 from monitor.types import Item
 
 NOW = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
@@ -114,50 +115,45 @@ def fresh_engine(directory: Path, name: str) -> Engine:
     return engine
 
 
-def load(
-    engine: Engine, batch: list[Item], feed_id: int, now: datetime, index: StoryIndex
+def run_cycle(
+    engine: Engine, items: list[Item], now: datetime, index: StoryIndex, per_feed: int = 100
 ) -> tuple[float, float]:
-    """Insert one feed's items and assign stories; (insert seconds, clustering seconds)."""
+    """Insert a cycle's items feed by feed, then assign them in one call; (insert s, assign s)."""
+    t0 = time.perf_counter()
+    for n, start in enumerate(range(0, len(items), per_feed)):
+        with engine.begin() as conn:
+            insert_items(conn, n % 100 + 1, items[start : start + per_feed])
+    t1 = time.perf_counter()
     with engine.begin() as conn:
-        t0 = time.perf_counter()
-        ids = insert_items(conn, feed_id, batch)
-        t1 = time.perf_counter()
-        new = [NewItem(ids[i.identity], i) for i in batch]
-        assign_stories(conn, new, SETTINGS, now, index)
-        t2 = time.perf_counter()
+        placed = assign_pending(conn, index, SETTINGS, now)
+    t2 = time.perf_counter()
+    assert placed == len(items), (placed, len(items))
     return t1 - t0, t2 - t1
 
 
-def run_batches(
-    engine: Engine, items: list[Item], batch: int, index: StoryIndex
-) -> tuple[float, float]:
-    """Store items in batches, each one "now" when its last item was first seen."""
-    insert_s = cluster_s = 0.0
-    for n, start in enumerate(range(0, len(items), batch)):
-        chunk = items[start : start + batch]
-        now = max(i.first_seen_at for i in chunk)
-        i_s, c_s = load(engine, chunk, n % 100 + 1, now, index)
-        insert_s += i_s
-        cluster_s += c_s
-    return insert_s, cluster_s
+def run_cycles(engine: Engine, items: list[Item], cycle: int, index: StoryIndex) -> None:
+    """Store time-ordered items as cycles of `cycle` items, each "now" at its last item."""
+    for start in range(0, len(items), cycle):
+        chunk = items[start : start + cycle]
+        run_cycle(engine, chunk, max(i.first_seen_at for i in chunk), index)
 
 
 def in_time_order(items: Iterator[Item]) -> list[Item]:
     return sorted(items, key=lambda i: i.first_seen_at)
 
 
-def cold_cycle(directory: Path, count: int, batch: int) -> None:
+def cold_cycle(directory: Path, count: int) -> None:
     gen = Generator(random.Random(7), vocabulary(random.Random(1)))
     # A first cycle: every feed's backlog of the last two days arrives at once.
     items = list(gen.items(count, NOW - timedelta(days=2), timedelta(days=2)))
     items = [replace(i, first_seen_at=NOW) for i in items]
     engine = fresh_engine(directory, "cold")
-    insert_s, cluster_s = run_batches(engine, items, batch, StoryIndex())
+    insert_s, cluster_s = run_cycle(engine, items, NOW, StoryIndex())
     with engine.connect() as conn:
         stories = conn.execute(text("SELECT count(*) FROM stories")).scalar()
     engine.dispose()
-    print(f"\n### Cold cycle: {count} items in batches of {batch} (SQLite)\n")
-    print("| items | stories | insert items (s) | clustering (s) | items/s | µs/item |")
+    print(f"\n### Cold cycle: {count} items, one assign_pending call (SQLite)\n")
+    print("| items | stories | insert items (s) | story assignment (s) | items/s | µs/item |")
     print("|---|---|---|---|---|---|")
     print(
         f"| {count} | {stories} | {insert_s:.2f} | {cluster_s:.2f} | "
@@ -165,25 +161,26 @@ def cold_cycle(directory: Path, count: int, batch: int) -> None:
     )
 
 
-def history_growth(directory: Path, sizes: list[int], batch: int, probe: int, per_day: int) -> None:
+def history_growth(directory: Path, sizes: list[int], cycle: int, probe: int, per_day: int) -> None:
     gen = Generator(random.Random(11), vocabulary(random.Random(1)))
     engine = fresh_engine(directory, "history")
     days = (max(sizes) + probe * len(sizes)) / per_day
     start = NOW - timedelta(days=days)
-    print(f"\n### Per-item clustering cost as history grows ({per_day} items/day, probe {probe})\n")
-    print("| stored items | in window | index rebuild (s) | probe clustering (s) | µs/item |")
+    print(f"\n### Per-item assignment cost as history grows ({per_day} items/day, probe {probe})\n")
+    print("| stored items | in index | index rebuild (s) | probe assignment (s) | µs/item |")
     print("|---|---|---|---|---|")
     stored = 0
     index = StoryIndex()
     for size in sizes:
         span = timedelta(days=(size - stored) / per_day)
         history = in_time_order(gen.items(size - stored, start, span))
-        run_batches(engine, history, 500, index)
+        run_cycles(engine, history, cycle, index)
         stored, start = size, start + span
         rebuild_s, index = rebuild(engine, start)
         span = timedelta(days=probe / per_day)
         fresh = in_time_order(gen.items(probe, start, span))
-        _, cluster_s = run_batches(engine, fresh, batch, index)
+        now = max(i.first_seen_at for i in fresh)
+        _, cluster_s = run_cycle(engine, fresh, now, index)
         stored, start = stored + probe, start + span
         print(
             f"| {size} | {len(index)} | {rebuild_s:.2f} | {cluster_s:.3f} | "
@@ -206,16 +203,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold", type=int, default=30000)
     parser.add_argument("--history", default="10000,50000,200000")
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--cycle", type=int, default=2000)
     parser.add_argument("--probe", type=int, default=2000)
     parser.add_argument("--per-day", type=int, default=4000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.cold:
-            cold_cycle(Path(tmp), args.cold, args.batch)
+            cold_cycle(Path(tmp), args.cold)
         sizes = [int(s) for s in args.history.split(",") if s]
         if sizes:
-            history_growth(Path(tmp), sizes, args.batch, args.probe, args.per_day)
+            history_growth(Path(tmp), sizes, args.cycle, args.probe, args.per_day)
 
 
 if __name__ == "__main__":

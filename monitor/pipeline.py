@@ -8,8 +8,9 @@ Read as a shell pipeline, a cycle is::
       | parse | normalise                        # pure; in a worker process when there is one
       | drop_known                               # storage: identities this feed already has
       | match                                    # pure: the compiled watchlist
-      | store_items_and_matches                  # storage: one transaction per feed (+ stories)
+      | store_items_and_matches                  # storage: one transaction per feed
       | advance_validators                       # storage: only after the items are committed
+    assign_stories                               # storage: the cycle's new items, one batch
     deliver immediate digests                    # alerts: after the cycle
 
 A feed's failure (network, HTTP, parse) is recorded on the feed and the cycle goes on; an
@@ -26,13 +27,21 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
+from pathlib import Path
 from typing import Literal, Protocol
 
 from monitor import schedule
-from monitor.errors import FeedError, FetchError, ParseError
+from monitor.errors import FetchError, ParseError
 from monitor.settings import MonitorSettings
-from monitor.types import FeedForUpdate, FeedUpdateIntent, FetchResult, Item, MatchResult
+from monitor.types import (
+    FeedForUpdate,
+    FeedUpdateIntent,
+    FetchResult,
+    Item,
+    MatchResult,
+    SaveReport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +61,9 @@ class Storage(Protocol):
         now: datetime,
     ) -> SaveReport: ...
 
-    def update_feed(self, intent: FeedUpdateIntent) -> None: ...
+    def update_feeds(self, intents: Sequence[FeedUpdateIntent]) -> None: ...
+
+    def assign_pending_stories(self, now: datetime) -> int: ...
 
 
 class Fetcher(Protocol):
@@ -66,22 +77,25 @@ class Matcher(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class SaveReport:
-    """What storage really added for one feed."""
+class WatchlistRef:
+    """Where a worker process finds the watchlist in force, and which version it must be."""
 
-    new_items: int
-    new_matches: int
+    path: str
+    version: str
+    corpus: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class ParseOutcome:
-    """Result of parse + normalise, safe to send back from a worker process."""
+    """Result of parse + normalise (+ match, in a worker), safe to send back between processes."""
 
     items: tuple[Item, ...] = ()
     title: str | None = None
     ttl_min: int | None = None
     warnings: tuple[str, ...] = ()
     error: str | None = None
+    #: One result per item when a worker matched them; None leaves matching to the caller.
+    results: tuple[MatchResult, ...] | None = None
 
 
 def parse_and_normalise(
@@ -91,8 +105,10 @@ def parse_and_normalise(
     now: datetime,
     max_items: int,
     feed_lang: str | None,
+    watchlist: WatchlistRef | None = None,
 ) -> ParseOutcome:
-    """Bytes in, normalised items (or the reason the body is not a usable feed) out."""
+    """Bytes in, normalised items (or the reason the body is not a usable feed) out; with a
+    `watchlist`, the items are matched too (in a worker process, off the storage thread)."""
     from monitor.normalize import normalize_entries
     from monitor.parse import parse_feed
 
@@ -102,12 +118,33 @@ def parse_and_normalise(
         return ParseOutcome(error=e.reason)
     normalised = normalize_entries(parsed, now=now, max_items=max_items, feed_lang=feed_lang)
     warnings = (*((parsed.warning,) if parsed.warning else ()), *normalised.warnings)
+    matcher = _worker_matcher(watchlist) if watchlist is not None else None
     return ParseOutcome(
         items=normalised.items,
         title=parsed.title,
         ttl_min=parsed.ttl_min,
         warnings=tuple(warnings),
+        results=tuple(matcher.match(i) for i in normalised.items) if matcher else None,
     )
+
+
+@lru_cache(maxsize=4)
+def _worker_matcher(ref: WatchlistRef) -> Matcher | None:
+    """The worker's own compiled watchlist, or None when the file no longer holds the version
+    asked for (it was edited mid-cycle): the storage thread then matches with its own."""
+    from monitor.errors import ConfigError
+    from monitor.match import Matcher as CompiledMatcher
+    from monitor.similarity import load_seed_index
+    from monitor.watchlist import load_watchlist
+
+    try:
+        watchlist = load_watchlist(Path(ref.path))
+        seeds = load_seed_index(Path(ref.corpus)) if ref.corpus else None
+    except ConfigError:
+        return None
+    if watchlist.version != ref.version:
+        return None
+    return CompiledMatcher.compile(watchlist, seeds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +208,8 @@ class CycleDeps:
     on_feed: Callable[[FeedOutcome], None] | None = None
     #: Version of the watchlist the matcher was compiled from, recorded with the cycle.
     watchlist_version: str | None = None
+    #: Lets worker processes match as they parse (given with `executor`).
+    watchlist: WatchlistRef | None = None
 
 
 async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleReport:
@@ -181,13 +220,47 @@ async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleRep
     storage thread, so writes are serialised and a busy CPU never stalls fetches in flight
     (which would otherwise eat into their deadlines)."""
     started = deps.clock()
+    loop = asyncio.get_running_loop()
+    states = FeedStates(deps.storage)
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-store") as store:
-        outcomes = await asyncio.gather(*(_poll_reported(deps, store, feed) for feed in feeds))
+        # Catch up first: items a crash left without a story are placed before new ones.
+        await loop.run_in_executor(store, deps.storage.assign_pending_stories, started)
+        polls = (_poll_reported(deps, store, states, feed) for feed in feeds)
+        outcomes = await asyncio.gather(*polls)
+        await loop.run_in_executor(store, states.flush)
+        if any(o.new_items for o in outcomes):
+            await loop.run_in_executor(store, deps.storage.assign_pending_stories, deps.clock())
     return CycleReport(started, deps.clock(), tuple(outcomes), deps.watchlist_version)
 
 
-async def _poll_reported(deps: CycleDeps, store: Executor, feed: FeedForUpdate) -> FeedOutcome:
-    outcome = await poll_feed(deps, store, feed)
+class FeedStates:
+    """Feed state updates (next poll time, validators, errors) waiting to be written in
+    batches; used only from the storage thread.
+
+    Batching is safe because a feed's items are committed before its new validators are
+    even queued: losing queued updates in a crash only means those feeds are fetched again,
+    and their items are already known."""
+
+    def __init__(self, storage: Storage, batch: int = 200) -> None:
+        self._storage = storage
+        self._batch = batch
+        self._pending: list[FeedUpdateIntent] = []
+
+    def add(self, intent: FeedUpdateIntent) -> None:
+        self._pending.append(intent)
+        if len(self._pending) >= self._batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._storage.update_feeds(self._pending)
+            self._pending = []
+
+
+async def _poll_reported(
+    deps: CycleDeps, store: Executor, states: FeedStates, feed: FeedForUpdate
+) -> FeedOutcome:
+    outcome = await poll_feed(deps, store, states, feed)
     if outcome.status == "failed":
         log.warning("feed %s failed: %s", feed.url, outcome.error)
     for warning in outcome.warnings:
@@ -197,7 +270,9 @@ async def _poll_reported(deps: CycleDeps, store: Executor, feed: FeedForUpdate) 
     return outcome
 
 
-async def poll_feed(deps: CycleDeps, store: Executor, feed: FeedForUpdate) -> FeedOutcome:
+async def poll_feed(
+    deps: CycleDeps, store: Executor, states: FeedStates, feed: FeedForUpdate
+) -> FeedOutcome:
     """Fetch, parse, match and store one feed; its failure is recorded, not raised."""
     loop = asyncio.get_running_loop()
     try:
@@ -205,20 +280,27 @@ async def poll_feed(deps: CycleDeps, store: Executor, feed: FeedForUpdate) -> Fe
             feed.url, etag=feed.etag, last_modified=feed.last_modified
         )
     except FetchError as e:
-        failure = partial(_record_failure, deps, feed, e.reason, e.status, e.retry_after_s)
-        return await loop.run_in_executor(store, failure)
+        intent = _failure_intent(deps, feed, e.reason, e.status, e.retry_after_s)
+        await loop.run_in_executor(store, states.add, intent)
+        return FeedOutcome(feed.id, feed.url, "failed", error=e.reason)
     now = deps.clock()
     if fetched.not_modified:
         intent = _success_intent(deps, feed, fetched, now, None, None)
-        await loop.run_in_executor(store, deps.storage.update_feed, intent)
+        await loop.run_in_executor(store, states.add, intent)
         return FeedOutcome(feed.id, feed.url, "not_modified")
     parsed = await loop.run_in_executor(
         deps.executor or store, _parse_job(deps, fetched, feed, now)
     )
     if parsed.error is not None:
-        failure = partial(_record_failure, deps, feed, parsed.error, fetched.status, None)
-        return await loop.run_in_executor(store, failure)
-    return await loop.run_in_executor(store, partial(_store, deps, feed, fetched, parsed, now))
+        intent = _failure_intent(deps, feed, parsed.error, fetched.status, None)
+        await loop.run_in_executor(store, states.add, intent)
+        return FeedOutcome(feed.id, feed.url, "failed", error=parsed.error)
+    report = await loop.run_in_executor(store, partial(_store, deps, feed, parsed, now))
+    intent = _success_intent(deps, feed, fetched, now, parsed.ttl_min, parsed.title)
+    await loop.run_in_executor(store, states.add, intent)
+    return FeedOutcome(
+        feed.id, feed.url, "fetched", report.new_items, report.new_matches, None, parsed.warnings
+    )
 
 
 def _parse_job(
@@ -234,27 +316,34 @@ def _parse_job(
         now,
         deps.settings.http.max_items_per_feed,
         feed.lang,
+        deps.watchlist if deps.executor is not None else None,
     )
 
 
-def _store(
-    deps: CycleDeps, feed: FeedForUpdate, fetched: FetchResult, parsed: ParseOutcome, now: datetime
-) -> FeedOutcome:
-    """Keep the items this feed has not stored yet, match them, store items and matches in
-    one transaction, and only then advance the feed's validators (a second transaction)."""
-    items = parsed.items
-    known = deps.storage.known_identities(feed.id, [i.identity for i in items])
-    new = [i for i in items if i.identity not in known]
-    report = SaveReport(0, 0)
-    if new:
-        matcher = deps.matcher
-        results = [matcher.match(i) for i in new] if matcher else [None] * len(new)
-        report = deps.storage.save_items(feed.id, new, results, now)
-    intent = _success_intent(deps, feed, fetched, now, parsed.ttl_min, parsed.title)
-    deps.storage.update_feed(intent)
-    return FeedOutcome(
-        feed.id, feed.url, "fetched", report.new_items, report.new_matches, None, parsed.warnings
-    )
+def _store(deps: CycleDeps, feed: FeedForUpdate, parsed: ParseOutcome, now: datetime) -> SaveReport:
+    """Keep the items this feed has not stored yet, match them (unless a worker did), and
+    store items and matches in one transaction."""
+    known = deps.storage.known_identities(feed.id, [i.identity for i in parsed.items])
+    pairs = [
+        (item, result)
+        for item, result in zip(parsed.items, _results(deps, parsed), strict=True)
+        if item.identity not in known
+    ]
+    if not pairs:
+        return SaveReport(0, 0)
+    new = [item for item, _ in pairs]
+    results = [
+        result if result is not None or deps.matcher is None else deps.matcher.match(item)
+        for item, result in pairs
+    ]
+    return deps.storage.save_items(feed.id, new, results, now)
+
+
+def _results(deps: CycleDeps, parsed: ParseOutcome) -> tuple[MatchResult | None, ...]:
+    """The worker's match results when they were made with the watchlist in force."""
+    if parsed.results is not None and deps.matcher is not None:
+        return parsed.results
+    return (None,) * len(parsed.items)
 
 
 def _success_intent(
@@ -287,13 +376,13 @@ def _success_intent(
     )
 
 
-def _record_failure(
+def _failure_intent(
     deps: CycleDeps,
     feed: FeedForUpdate,
     reason: str,
     status: int | None,
     retry_after_s: int | None,
-) -> FeedOutcome:
+) -> FeedUpdateIntent:
     now = deps.clock()
     next_at = schedule.after_failure(
         now,
@@ -303,27 +392,11 @@ def _record_failure(
         retry_after_s=retry_after_s,
         spread=deps.rand.random(),
     )
-    deps.storage.update_feed(
-        FeedUpdateIntent(
-            feed_id=feed.id,
-            fetched_at=now,
-            next_fetch_at=next_at,
-            ok=False,
-            error=reason,
-            http_status=status,
-        )
+    return FeedUpdateIntent(
+        feed_id=feed.id,
+        fetched_at=now,
+        next_fetch_at=next_at,
+        ok=False,
+        error=reason,
+        http_status=status,
     )
-    return FeedOutcome(feed.id, feed.url, "failed", error=reason)
-
-
-__all__ = [
-    "CycleDeps",
-    "CycleReport",
-    "FeedError",
-    "FeedOutcome",
-    "ParseOutcome",
-    "SaveReport",
-    "parse_and_normalise",
-    "poll_feed",
-    "run_cycle",
-]

@@ -16,7 +16,7 @@ from typing import Literal
 from monitor.errors import ConfigError, MonitorError, WatchlistError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, MatcherCache
-from monitor.pipeline import CycleDeps, CycleReport, FeedOutcome, run_cycle
+from monitor.pipeline import CycleDeps, CycleReport, FeedOutcome, WatchlistRef, run_cycle
 from monitor.settings import Config, load_config
 from monitor.similarity import load_seed_index
 from monitor.store import Storage
@@ -35,6 +35,7 @@ class Monitor:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     matchers: MatcherCache = field(init=False)
     _pool: Executor | None = field(default=None, init=False)
+    _feeds_stamp: tuple[int, int] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         corpus = Path(self.config.settings.matching.corpus)
@@ -46,7 +47,11 @@ class Monitor:
         self.matchers = MatcherCache(seeds)
 
     def reload(self) -> None:
-        """Pick up edits of feeds.yaml and watchlist.yaml; a bad edit keeps what was in force."""
+        """Pick up edits of feeds.yaml (re-read only when the file changed); a bad edit keeps
+        what was in force."""
+        stamp = _stamp(self.config.directory / "feeds.yaml")
+        if stamp == self._feeds_stamp and stamp is not None:
+            return
         try:
             fresh = load_config(self.config.directory, self.env)
         except ConfigError as e:
@@ -56,6 +61,7 @@ class Monitor:
         else:
             self.config = Config(self.config.directory, self.config.settings, fresh.feeds)
         self.storage.sync_feeds(self.config.feeds, self.clock())
+        self._feeds_stamp = stamp
 
     def matcher(self) -> Matcher | None:
         """The watchlist in force, recompiled when the file changed."""
@@ -116,8 +122,19 @@ class Monitor:
                 executor=pool,
                 on_feed=on_feed,
                 watchlist_version=version,
+                watchlist=self._watchlist_ref(version),
             )
             return await run_cycle(deps, feeds)  # type: ignore[arg-type]
+
+    def _watchlist_ref(self, version: str | None) -> WatchlistRef | None:
+        if version is None:
+            return None
+        corpus = Path(self.config.settings.matching.corpus)
+        return WatchlistRef(
+            str(self.config.watchlist_path.resolve()),
+            version,
+            str(corpus.resolve()) if corpus.is_dir() else None,
+        )
 
     def _parse_pool(self, feed_count: int) -> Executor | None:
         """Worker processes for parsing, started once for cycles big enough to gain from them."""
@@ -172,6 +189,15 @@ class Monitor:
             return
         for report in reports:
             log.info("%s", report)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(modification time, size) of a file, to tell whether it changed; None if absent."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
 
 
 def _summary(report: CycleReport) -> CycleSummary:

@@ -358,8 +358,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
 
 def load_settings(path: Path, env: Mapping[str, str]) -> MonitorSettings:
     """Read config/monitor.yaml (absent: defaults), apply environment overrides, validate."""
-    document = yamlio.load(path) if path.exists() else None
-    data = _plain(document) if document is not None else {}
+    plain = yamlio.load_plain(path) if path.exists() else None
+    data = _plain(plain) if plain is not None else {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     for section, values in _env_overrides(env).items():
@@ -368,6 +368,7 @@ def load_settings(path: Path, env: Mapping[str, str]) -> MonitorSettings:
     try:
         return MonitorSettings.model_validate(data)
     except ValidationError as e:
+        document = yamlio.load(path) if path.exists() else None  # for line numbers
         problems = format_validation_error(e, str(path), document)
         raise ConfigError(f"{path}: {len(problems)} problem(s)", tuple(problems)) from e
 
@@ -376,14 +377,14 @@ def load_feeds(path: Path, default_interval_s: float) -> tuple[FeedSpec, ...]:
     """Read config/feeds.yaml (absent: no feeds) and apply its defaults to each feed."""
     if not path.exists():
         return ()
-    document = yamlio.load(path)
-    data = _plain(document) if document is not None else {}
+    plain = yamlio.load_plain(path)
+    data = _plain(plain) if plain is not None else {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'feeds' list")
     try:
         parsed = FeedsFile.model_validate(data)
     except ValidationError as e:
-        problems = format_validation_error(e, str(path), document)
+        problems = format_validation_error(e, str(path), yamlio.load(path))
         raise ConfigError(f"{path}: {len(problems)} problem(s)", tuple(problems)) from e
     d = parsed.defaults
     fallback = d.interval if d.interval is not None else default_interval_s

@@ -23,9 +23,12 @@ import heapq
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+import numpy as np
+from scipy.sparse import csr_matrix
 
 from monitor.settings import StoriesSettings
 from monitor.types import Item, MatchResult
@@ -250,6 +253,10 @@ class ShingleIndex:
     def get(self, item_id: int) -> Candidate | None:
         return self._entries.get(item_id)
 
+    def entries(self) -> list[Candidate]:
+        """Every indexed item."""
+        return list(self._entries.values())
+
     def add(self, entries: Iterable[Candidate]) -> None:
         """Index placed items (a record for a known id replaces the old one)."""
         for entry in entries:
@@ -362,41 +369,35 @@ def plan_batch(
     candidates: Mapping[int, Sequence[Candidate]],
     duplicate_story: Mapping[int, int | None],
     rules: StoryRules,
+    min_stop_like: int = MIN_STOP_LIKE,
 ) -> list[Decision]:
     """Place each new item of a batch, in order of appearance.
 
-    `candidates[item_id]` are stored items sharing a shingle with the new item (from a
-    `ShingleIndex`); other items of the batch placed earlier in this call become candidates
-    too when they share a shingle. `duplicate_story[root_id]` is the story of a stored
-    duplicate root (None: it has none).
+    `candidates` holds already-placed items new ones may join (any grouping: every value is
+    pooled; the store path passes the window's items under one key). Items of the batch
+    placed earlier in this call are candidates too. `duplicate_story[root_id]` is the story
+    of a stored duplicate root (None: it has none).
     """
+    pooled = {c.item_id: c for group in candidates.values() for c in group}
+    ordered = processing_order(batch)
+    best = best_candidates(ordered, list(pooled.values()), rules, min_stop_like)
     placed: dict[int, Decision] = {}
-    in_batch = ShingleIndex()
-    for new in processing_order(batch):
-        decision = _decide_one(
-            new, candidates.get(new.item_id, ()), in_batch, placed, duplicate_story, rules
-        )
-        placed[new.item_id] = decision
-        if new.fingerprint.comparable:
-            in_batch.add([Candidate(new.item_id, None, new.appeared_at, new.fingerprint.shingles)])
+    for new in ordered:
+        placed[new.item_id] = _decide_one(new, best.get(new.item_id), placed, duplicate_story)
     return [placed[p.item_id] for p in batch]
 
 
 def _decide_one(
     new: Prepared,
-    stored: Sequence[Candidate],
-    in_batch: ShingleIndex,
+    choice: tuple[Candidate, float] | None,
     placed: Mapping[int, Decision],
     duplicate_story: Mapping[int, int | None],
-    rules: StoryRules,
 ) -> Decision:
     root = new.duplicate_of
     if root is not None and root in placed:
         return _follow(new, placed[root], root, 1.0, duplicate_of=root)
     if root is not None and duplicate_story.get(root) is not None:
         return Decision(new.item_id, duplicate_story[root], None, root, root, 1.0)
-    near = in_batch.lookup(new.fingerprint.shingles, rules.threshold)
-    choice = choose_story(new, [*stored, *near], rules)
     if choice is None:
         return Decision(new.item_id, None, new.item_id, root, None, 0.0)
     cand, sim = choice
@@ -411,6 +412,118 @@ def _follow(
     new: Prepared, leader: Decision, via: int, sim: float, *, duplicate_of: int | None
 ) -> Decision:
     return Decision(new.item_id, leader.story_id, leader.leader_id, duplicate_of, via, sim)
+
+
+# --- the vectorised candidate choice ------------------------------------------------------
+
+#: Rows of the batch multiplied at once (bounds the memory of one sparse product).
+ROWS_PER_STEP = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class _Matrix:
+    """Stored candidates then comparable batch items (in processing order) as sparse rows."""
+
+    nodes: list[Candidate]
+    first_new: int
+    #: Non-stop-like shingles, one row per node (CSR, 0/1).
+    rare: csr_matrix
+    #: Stop-like shingles, one row per node, as packed bits.
+    common_bits: np.ndarray
+    sizes: np.ndarray
+    hours: np.ndarray
+
+
+def best_candidates(
+    ordered: Sequence[Prepared],
+    stored: Sequence[Candidate],
+    rules: StoryRules,
+    min_stop_like: int = MIN_STOP_LIKE,
+) -> dict[int, tuple[Candidate, float]]:
+    """For each comparable new item (in processing order), the candidate whose story it joins
+    and their similarity: a stored item or an earlier item of `ordered`.
+
+    A shingle carried by more than max(`min_stop_like`, STOP_LIKE_SHARE of all nodes) items
+    (stored and new) is stop-like: it still counts in the similarity but cannot make two
+    items candidates. Candidates share two non-stop-like shingles, or one when both sets are
+    so short that one shared shingle can reach the threshold; `choose_story`'s rule picks.
+    """
+    new_nodes = [
+        Candidate(p.item_id, None, p.appeared_at, p.fingerprint.shingles)
+        for p in ordered
+        if p.fingerprint.comparable
+    ]
+    if not new_nodes:
+        return {}
+    nodes = [c for c in stored if len(c.shingles) >= MIN_SHINGLES] + new_nodes
+    matrix = _matrix(nodes, len(nodes) - len(new_nodes), min_stop_like)
+    out: dict[int, tuple[Candidate, float]] = {}
+    for start in range(matrix.first_new, len(nodes), ROWS_PER_STEP):
+        stop = min(start + ROWS_PER_STEP, len(nodes))
+        for row, col, sim in _best_in_rows(matrix, start, stop, rules):
+            out[nodes[row].item_id] = (nodes[col], sim)
+    return out
+
+
+def _matrix(nodes: Sequence[Candidate], first_new: int, min_stop_like: int) -> _Matrix:
+    vocab: dict[str, int] = {}
+    columns: list[int] = []
+    sizes = np.fromiter((len(n.shingles) for n in nodes), dtype=np.int64, count=len(nodes))
+    for n in nodes:
+        columns.extend(vocab.setdefault(s, len(vocab)) for s in n.shingles)
+    cols = np.asarray(columns, dtype=np.int64)
+    rows = np.repeat(np.arange(len(nodes), dtype=np.int64), sizes)
+    carriers = np.bincount(cols, minlength=len(vocab))
+    limit = max(min_stop_like, int(len(nodes) * STOP_LIKE_SHARE))
+    common = carriers[cols] > limit
+    rare = csr_matrix(
+        (np.ones(int((~common).sum()), dtype=np.int32), (rows[~common], cols[~common])),
+        shape=(len(nodes), len(vocab)),
+    )
+    common_ids = np.cumsum(carriers > limit) - 1
+    bit = common_ids[cols[common]]
+    words = max(1, (int((carriers > limit).sum()) + 63) // 64)
+    packed = np.zeros((len(nodes), words), dtype=np.uint64)
+    np.bitwise_or.at(
+        packed,
+        (rows[common], bit // 64),
+        np.left_shift(np.uint64(1), (bit % 64).astype(np.uint64)),
+    )
+    epoch = nodes[0].appeared_at
+    hours = np.fromiter(
+        ((n.appeared_at - epoch).total_seconds() / 3600 for n in nodes),
+        dtype=np.float64,
+        count=len(nodes),
+    )
+    return _Matrix(list(nodes), first_new, rare, packed, sizes, hours)
+
+
+def _best_in_rows(
+    m: _Matrix, start: int, stop: int, rules: StoryRules
+) -> Iterator[tuple[int, int, float]]:
+    """(row, best earlier column, similarity) for the rows start..stop that have one."""
+    shared = (m.rare[start:stop] @ m.rare[:stop].T).tocoo()
+    row = shared.row.astype(np.int64) + start
+    col = shared.col.astype(np.int64)
+    count = shared.data.astype(np.int64)
+    one_is_enough = (1 + rules.threshold) / rules.threshold
+    keep = (col < row) & ((count >= 2) | (m.sizes[row] + m.sizes[col] <= one_is_enough))
+    row, col, count = row[keep], col[keep], count[keep]
+    gap = np.abs(m.hours[row] - m.hours[col])
+    near = gap <= rules.window.total_seconds() / 3600
+    row, col, count, gap = row[near], col[near], count[near], gap[near]
+    both = np.bitwise_count(m.common_bits[row] & m.common_bits[col]).sum(axis=1)
+    total = count + both
+    sim = total / (m.sizes[row] + m.sizes[col] - total)
+    margin = sim - (rules.threshold + rules.slope_per_hour * gap)
+    ok = margin >= 0
+    row, col, sim, margin = row[ok], col[ok], sim[ok], margin[ok]
+    # Widest margin first, then the earlier candidate, then the one placed first.
+    order = np.lexsort((col, m.hours[col], -margin, row))
+    row, col, sim = row[order], col[order], sim[order]
+    first = np.ones(len(row), dtype=bool)
+    first[1:] = row[1:] != row[:-1]
+    yield from zip(row[first].tolist(), col[first].tolist(), sim[first].tolist(), strict=True)
 
 
 # --- exact duplicates ---------------------------------------------------------------------

@@ -169,6 +169,14 @@ class MatchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class SaveReport:
+    """What storage really added for one feed (storage decides what is new)."""
+
+    new_items: int
+    new_matches: int
+
+
+@dataclass(frozen=True, slots=True)
 class FeedUpdateIntent:
     """What the pipeline tells storage about a feed after one poll (validators last)."""
 

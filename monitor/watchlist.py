@@ -164,10 +164,14 @@ class Watchlist:
 def load_watchlist(path: Path) -> Watchlist:
     """Read and validate the watchlist; every problem names the file, the key path and the line."""
     try:
-        document = yamlio.load(path)
+        plain = yamlio.load_plain(path)
     except ConfigError as e:
         raise WatchlistError(str(e), e.problems) from e
-    return parse_watchlist(document, source=str(path), path=path)
+    try:
+        return parse_watchlist(plain, source=str(path), path=path)
+    except WatchlistError:
+        # Validate again on the round-trip document, whose nodes know their lines.
+        return parse_watchlist(yamlio.load(path), source=str(path), path=path)
 
 
 def parse_watchlist(document: Any, *, source: str, path: Path | None = None) -> Watchlist:

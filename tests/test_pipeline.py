@@ -337,3 +337,46 @@ def test_second_instance_says_so_and_exits(tmp_path: Path, sqlite_engine: Engine
     with instance_lock(sqlite_engine):
         result = run_cli("poll", "--config-dir", str(tmp_path / "c"), cwd=tmp_path)
     assert result.returncode == 3 and "already polling" in result.stderr
+
+
+def test_worker_processes_parse_and_match_like_the_storage_thread(
+    feed_server: FeedServer, tmp_path: Path, monitors: list[Monitor]
+) -> None:
+    from monitor.store import make_engine, upgrade
+
+    urls = []
+    for f in range(6):
+        feed_server.add(f"/w{f}.xml", body=rss(f, range(9)))
+        urls.append(feed_server.url(f"/w{f}.xml"))
+    counts = {}
+    for mode, workers in (("thread", 0), ("processes", 2)):
+        db = f"sqlite:///{tmp_path / mode}.db"
+        engine = make_engine(db)
+        upgrade(engine)
+        config_dir = make_config(tmp_path / mode, db, urls)
+        with (config_dir / "monitor.yaml").open("a", encoding="utf-8") as fh:
+            fh.write(f"schedule:\n  parse_workers: {workers}\n  parallel_from: 1\n")
+        monitor = make_monitor(config_dir, engine, monitors)
+        report = monitor.poll(due_only=False)
+        assert (monitor._pool is not None) == (workers > 0)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(items.c.identity, matches.c.topics, matches.c.score)
+                .join(matches, matches.c.item_id == items.c.id)
+                .order_by(items.c.identity)
+            ).all()
+        counts[mode] = (report.new_items, report.new_matches, [tuple(r) for r in rows])
+        engine.dispose()
+    assert counts["thread"] == counts["processes"]
+    assert counts["thread"][:2] == (54, 18)
+
+
+def test_worker_matcher_refuses_a_stale_watchlist_version() -> None:
+    from monitor.pipeline import WatchlistRef, _worker_matcher
+
+    path = str(ROOT / "config" / "watchlist.yaml")
+    assert _worker_matcher(WatchlistRef(path, "not-the-version", None)) is None
+    from monitor.watchlist import load_watchlist
+
+    version = load_watchlist(Path(path)).version
+    assert _worker_matcher(WatchlistRef(path, version, None)) is not None

@@ -127,3 +127,46 @@ def test_secrets_from_env_or_file(tmp_path: Path) -> None:
     assert read_secret({}, "PW", None) is None
     with pytest.raises(ConfigError, match="secret file"):
         read_secret({}, None, str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize(
+    ("scalar", "expected"),
+    [
+        ("no", "no"),
+        ("on", "on"),
+        ("yes", "yes"),
+        ("Y", "Y"),
+        ("1:30", "1:30"),
+        ("010", 10),
+        ("0o10", 8),
+        ("0x1f", 31),
+        ("1e3", 1000.0),
+        ("2.5", 2.5),
+        ("true", True),
+        ("False", False),
+        ("~", None),
+        ("null", None),
+        ("2025-01-01", "2025-01-01"),
+        ("Зеленський", "Зеленський"),
+        ("'quoted no'", "quoted no"),
+    ],
+)
+def test_fast_yaml_reads_scalars_like_the_round_trip_parser(
+    tmp_path: Path, scalar: str, expected: object
+) -> None:
+    from monitor import yamlio
+
+    path = tmp_path / "x.yaml"
+    path.write_text(f"value: {scalar}\n", encoding="utf-8")
+    assert yamlio.load_plain(path) == {"value": expected}
+    assert str(yamlio.load(path)["value"]) == str(expected)
+
+
+@pytest.mark.parametrize("name", ["monitor.yaml", "feeds.yaml", "watchlist.yaml"])
+def test_fast_yaml_equals_round_trip_on_shipped_files(name: str) -> None:
+    import json
+
+    from monitor import yamlio
+
+    path = ROOT / "config" / name
+    assert yamlio.load_plain(path) == json.loads(json.dumps(yamlio.load(path)))

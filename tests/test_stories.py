@@ -184,9 +184,10 @@ def test_too_short_items_never_join_by_similarity() -> None:
 def test_plan_batch_places_batch_items_in_order_of_appearance() -> None:
     later = _prepared(3, TALKS | {"turkey"}, T0 + timedelta(hours=1))
     first = _prepared(2, TALKS, T0)
-    other = _prepared(4, {"heatwave", "spain", "seville", "alert"}, T0)
+    other = _prepared(4, {"flood", "levee", "danube", "alert"}, T0)
     joins_stored = _prepared(5, {"heatwave", "spain", "seville", "water"}, T0)
-    stored = {5: [_candidate(1, 77, {"heatwave", "spain", "seville", "water", "red"}, T0)]}
+    # Candidates are pooled: every stored item is a candidate for every new one.
+    stored = {0: [_candidate(1, 77, {"heatwave", "spain", "seville", "water", "red"}, T0)]}
     d_later, d_first, d_other, d_stored = plan_batch(
         [later, first, other, joins_stored], stored, {}, RULES
     )

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import insert as sa_insert
 
 from monitor.settings import StoriesSettings
+from monitor.store import Storage
 from monitor.store.engine import make_engine
 from monitor.store.items import insert_items
-from monitor.store.schema import feeds, items, stories
-from monitor.store.stories import StoryIndex, assign_stories, get_story, list_stories
-from monitor.stories import NewItem, StoryAssignment
+from monitor.store.schema import feeds, items, matches, stories
+from monitor.store.stories import StoryIndex, assign_pending, get_story, list_stories
 from monitor.types import Item
 
 T0 = datetime(2025, 6, 3, 9, 0, tzinfo=UTC)
@@ -77,7 +79,7 @@ def make_item(
 
 def add_feed(conn: Connection, name: str) -> int:
     row = conn.execute(
-        insert(feeds)
+        sa_insert(feeds)
         .values(
             url=f"https://{name.lower()}.example/feed",
             name=name,
@@ -92,6 +94,64 @@ def add_feed(conn: Connection, name: str) -> int:
     return int(row.scalar_one())
 
 
+@dataclass(frozen=True)
+class Placed:
+    """Where one item ended up, read back from the database."""
+
+    item_id: int
+    story_id: int
+    duplicate_of: int | None
+    new_story: bool
+
+
+def insert_batch(
+    engine: Engine, feed: str, batch: Sequence[Item], actors: tuple[str, ...] = ()
+) -> list[int]:
+    """What the pipeline does for one feed: insert the items (and a match naming `actors`)."""
+    with engine.begin() as conn:
+        feed_id = conn.execute(select(feeds.c.id).where(feeds.c.name == feed)).scalar()
+        if feed_id is None:
+            feed_id = add_feed(conn, feed)
+        ids = insert_items(conn, feed_id, batch)
+        if actors:
+            conn.execute(
+                sa_insert(matches),
+                [
+                    {
+                        "item_id": ids[i.identity],
+                        "score": 1.0,
+                        "topics": ["talks"],
+                        "actors": list(actors),
+                        "evidence": {"hits": [{"kind": "topic", "phrase": "Istanbul Talks"}]},
+                        "watchlist_version": "v1",
+                        "matched_at": T0,
+                    }
+                    for i in batch
+                ],
+            )
+        return [ids[i.identity] for i in batch]
+
+
+def placed(engine: Engine, ids: Sequence[int]) -> list[Placed]:
+    with engine.connect() as conn:
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                select(items.c.id, items.c.story_id, items.c.duplicate_of).where(
+                    items.c.id.in_(ids)
+                )
+            )
+        }
+        leaders = dict(
+            (r.id, r.representative_item_id)
+            for r in conn.execute(select(stories.c.id, stories.c.representative_item_id))
+        )
+    return [
+        Placed(i, rows[i].story_id, rows[i].duplicate_of, leaders[rows[i].story_id] == i)
+        for i in ids
+    ]
+
+
 def store(
     engine: Engine,
     feed: str,
@@ -99,15 +159,14 @@ def store(
     now: datetime,
     actors: tuple[str, ...] = (),
     index: StoryIndex | None = None,
-) -> list[StoryAssignment]:
-    """What the pipeline does for one feed: insert the items, then assign, in one transaction."""
+) -> list[Placed]:
+    """Insert one feed's items, then run the end-of-cycle assignment."""
+    ids = insert_batch(engine, feed, batch, actors)
     with engine.begin() as conn:
-        feed_id = conn.execute(select(feeds.c.id).where(feeds.c.name == feed)).scalar()
-        if feed_id is None:
-            feed_id = add_feed(conn, feed)
-        ids = insert_items(conn, feed_id, batch)
-        new = [NewItem(ids[i.identity], i, actors=actors) for i in batch]
-        return assign_stories(conn, new, SETTINGS, now, index)
+        assert assign_pending(
+            conn, index if index is not None else StoryIndex(), SETTINGS, now
+        ) == len(batch)
+    return placed(engine, ids)
 
 
 def reopen(engine: Engine) -> Engine:
@@ -131,7 +190,7 @@ def test_same_story_joined_events_apart_duplicate_linked_across_restart(engine: 
         T0 + timedelta(hours=2),
         actors=("ukraine",),
     )
-    assert b1.story_id == a1.story_id and not b1.new_story and b1.via_item_id == a1.item_id
+    assert b1.story_id == a1.story_id and not b1.new_story
     assert b2.new_story and b2.story_id != a1.story_id
 
     engine = reopen(engine)
@@ -181,52 +240,133 @@ def test_batch_items_cluster_with_each_other(engine: Engine) -> None:
         make_item("x3", WEATHER, T0),
     ]
     b, a, w = store(engine, "Wire", batch, T0 + timedelta(hours=1))
-    assert a.new_story and b.story_id == a.story_id and b.via_item_id == a.item_id
+    assert a.new_story and b.story_id == a.story_id
     assert w.new_story and w.story_id != a.story_id
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(stories)).scalar() == 2
 
 
-def test_empty_batch_does_nothing(engine: Engine) -> None:
+def pending_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        query = select(func.count()).select_from(items).where(items.c.story_id.is_(None))
+        return int(conn.execute(query).scalar_one())
+
+
+def test_nothing_pending_does_nothing(engine: Engine) -> None:
     with engine.begin() as conn:
-        assert assign_stories(conn, [], SETTINGS, T0) == []
+        assert assign_pending(conn, StoryIndex(), SETTINGS, T0) == 0
+
+
+def test_second_call_places_nothing_and_terms_come_from_matches(engine: Engine) -> None:
+    index = StoryIndex()
+    [a] = store(engine, "Wire", [make_item("s1", TALKS_A, T0)], T0, ("lavrov",), index)
+    with engine.begin() as conn:
+        assert assign_pending(conn, index, SETTINGS, T0 + timedelta(minutes=1)) == 0
+    with engine.connect() as conn:
+        story = get_story(conn, a.story_id)
+        assert story is not None and story.item_count == 1
+        assert story.actors == ("lavrov",) and story.terms == ("istanbul talks",)
+
+
+def test_items_left_by_a_crash_are_caught_up_next_call(engine: Engine) -> None:
+    index = StoryIndex()
+    # A cycle stored its items, then died before the end-of-cycle assignment.
+    [lost] = insert_batch(engine, "Wire", [make_item("c1", TALKS_A, T0)])
+    later = T0 + timedelta(hours=1)
+    [fresh, hot] = insert_batch(
+        engine, "Daily", [make_item("c2", TALKS_B, later), make_item("c3", WEATHER, later)]
+    )
+    assert pending_count(engine) == 3
+    with engine.begin() as conn:
+        assert assign_pending(conn, index, SETTINGS, later) == 3
+    a, b, w = placed(engine, [lost, fresh, hot])
+    assert a.new_story and b.story_id == a.story_id and not b.new_story
+    assert w.new_story and w.story_id != a.story_id
+    assert pending_count(engine) == 0
+
+
+def test_rolled_back_assignment_is_redone_and_leaves_no_phantom(engine: Engine) -> None:
+    index = StoryIndex()
+    [weather] = store(engine, "Wire", [make_item("k0", WEATHER, T0)], T0, index=index)
+    [talks] = insert_batch(engine, "Lost", [make_item("k1", TALKS_A, T0)])
+    with pytest.raises(BoomError), engine.begin() as conn:
+        assert assign_pending(conn, index, SETTINGS, T0) == 1
+        assert talks in index.shingles
+        raise BoomError
+    assert pending_count(engine) == 1
+    later = T0 + timedelta(hours=1)
+    [reword] = insert_batch(engine, "Daily", [make_item("k2", TALKS_B, later)])
+    with engine.begin() as conn:
+        assert assign_pending(conn, index, SETTINGS, later) == 2
+    [b] = placed(engine, [reword])
+    # The rolled-back placement is redone in the same batch: k1 leads, k2 joins it.
+    [a] = placed(engine, [talks])
+    assert a.new_story and b.story_id == a.story_id
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(stories)).scalar() == 2
+        story = get_story(conn, a.story_id)
+        assert story is not None and story.item_count == 2
+    assert weather.item_id in index.shingles and index.shingles.get(talks) is not None
+
+
+def test_fresh_storage_rebuilds_the_index_after_a_restart(engine: Engine) -> None:
+    [a] = store(engine, "Wire", [make_item("r1", TALKS_A, T0)], T0)
+    engine = reopen(engine)
+    try:
+        storage = Storage(engine, SETTINGS)
+        [copy, reword] = insert_batch(
+            engine,
+            "Mirror",
+            [
+                make_item("r2", TALKS_A, T0 + timedelta(hours=1), url="https://example.org/r1"),
+                make_item("r3", TALKS_B, T0 + timedelta(hours=2)),
+            ],
+        )
+        assert storage.assign_pending_stories(T0 + timedelta(hours=2)) == 2
+        assert len(storage.story_index) == 3
+        c, r = placed(engine, [copy, reword])
+        assert c.story_id == a.story_id and c.duplicate_of == a.item_id
+        assert r.story_id == a.story_id and r.duplicate_of is None
+        assert storage.assign_pending_stories(T0 + timedelta(hours=3)) == 0
+    finally:
+        engine.dispose()
+
+
+def test_orphans_older_than_the_window_are_left_alone(engine: Engine) -> None:
+    [old] = insert_batch(engine, "Wire", [make_item("o0", TALKS_A, T0)])
+    later = T0 + timedelta(hours=100)
+    [b] = store(engine, "Daily", [make_item("o1", TALKS_B, later)], later)
+    assert b.new_story
+    with engine.connect() as conn:
+        left = conn.execute(select(items.c.story_id).where(items.c.id == old)).scalar()
+    assert left is None
 
 
 class BoomError(Exception):
     pass
 
 
-def test_kept_index_matches_restarts_and_forgets_rolled_back_items(engine: Engine) -> None:
+def test_kept_index_sees_another_writer_and_a_story_reset(engine: Engine) -> None:
     index = StoryIndex()
-    [weather] = store(engine, "Wire", [make_item("k0", WEATHER, T0)], T0, index=index)
-    with pytest.raises(BoomError), engine.begin() as conn:
-        feed_id = add_feed(conn, "Lost")
-        ids = insert_items(conn, feed_id, [make_item("k1", TALKS_A, T0)])
-        [lost] = assign_stories(
-            conn, [NewItem(ids["k1"], make_item("k1", TALKS_A, T0))], SETTINGS, T0, index
-        )
-        assert lost.new_story and lost.item_id in index.shingles
-        raise BoomError
+    [a] = store(engine, "Wire", [make_item("w1", TALKS_A, T0)], T0, index=index)
     later = T0 + timedelta(hours=1)
-    [b] = store(engine, "Daily", [make_item("k2", TALKS_B, later)], later, index=index)
-    assert b.new_story, "the rolled-back item is not a story to join"
-    with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(stories)).scalar() == 2
-    # Another writer (a fresh index, as after a restart) sees what the kept index placed …
     other = StoryIndex()
-    [c] = store(engine, "Mirror", [make_item("k3", TALKS_A, later)], later, index=other)
-    assert c.story_id == b.story_id and c.via_item_id == b.item_id
-    assert len(other) == 3
-    # … and the kept index catches up with what the other one placed.
-    [d] = store(
+    [b] = store(engine, "Daily", [make_item("w2", TALKS_B, later)], later, index=other)
+    assert b.story_id == a.story_id and len(other) == 2
+    [c] = store(
         engine,
-        "Wire",
-        [make_item("k4", TALKS_B, later, url="https://e.org/k4b")],
+        "Mirror",
+        [make_item("w3", TALKS_B, later, url="https://m.example/w3")],
         later,
         index=index,
     )
-    assert d.story_id == b.story_id and d.duplicate_of == b.item_id
-    assert weather.item_id in index.shingles and c.item_id in index.shingles
+    assert c.story_id == a.story_id and c.duplicate_of == b.item_id
+    assert b.item_id in index.shingles
+    # An operator clears the stories of some items: they are placed again.
+    with engine.begin() as conn:
+        conn.execute(update(items).where(items.c.id == c.item_id).values(story_id=None))
+    with engine.begin() as conn:
+        assert assign_pending(conn, index, SETTINGS, later) == 1
 
 
 def test_kept_index_forgets_items_older_than_two_windows(engine: Engine) -> None:

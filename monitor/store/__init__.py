@@ -8,12 +8,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from monitor.match import evidence_to_json
 from monitor.settings import FeedSpec, StoriesSettings
 from monitor.store import feeds as feed_rows
 from monitor.store import items as item_rows
 from monitor.store.engine import make_engine
 from monitor.store.migrate import require_current, upgrade
-from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult
+from monitor.store.stories import StoryIndex, assign_pending
+from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult, SaveReport
 
 __all__ = ["Storage", "make_engine", "match_row", "require_current", "upgrade"]
 
@@ -24,7 +26,7 @@ class Storage:
     def __init__(self, engine: Engine, stories: StoriesSettings | None = None) -> None:
         self.engine = engine
         self.stories = stories
-        self.story_index = _new_story_index()
+        self.story_index = StoryIndex()
 
     def sync_feeds(self, specs: Sequence[FeedSpec], now: datetime) -> feed_rows.SyncReport:
         with self.engine.begin() as conn:
@@ -48,30 +50,35 @@ class Storage:
         items: Sequence[Item],
         results: Sequence[MatchResult | None],
         now: datetime,
-    ) -> Any:
-        """Store new items, their matches and story links in one transaction."""
-        from monitor.pipeline import SaveReport
-
+    ) -> SaveReport:
+        """Store new items and their matches in one transaction (stories come later, in one
+        batch per cycle: `assign_pending_stories`)."""
         with self.engine.begin() as conn:
             ids = item_rows.insert_items(conn, feed_id, items)
-            inserted = [
-                (ids[i.identity], i, r)
-                for i, r in zip(items, results, strict=True)
-                if i.identity in ids
-            ]
             match_rows = [
-                match_row(item_id, r, now)
-                for item_id, _, r in inserted
-                if r is not None and r.matched
+                match_row(ids[i.identity], r, now)
+                for i, r in zip(items, results, strict=True)
+                if i.identity in ids and r is not None and r.matched
             ]
             new_matches = item_rows.insert_matches(conn, match_rows)
-            if self.stories is not None and self.stories.enabled and inserted:
-                _assign_stories(conn, inserted, self.stories, now, self.story_index)
-        return SaveReport(len(inserted), new_matches)
+        return SaveReport(len(ids), new_matches)
+
+    def assign_pending_stories(self, now: datetime) -> int:
+        """Place every stored item that has no story yet (this cycle's, or ones a crash left
+        behind) in a story, in one batch; returns how many were placed."""
+        if self.stories is None or not self.stories.enabled:
+            return 0
+        with self.engine.begin() as conn:
+            return assign_pending(conn, self.story_index, self.stories, now)
 
     def update_feed(self, intent: FeedUpdateIntent) -> None:
+        self.update_feeds([intent])
+
+    def update_feeds(self, intents: Sequence[FeedUpdateIntent]) -> None:
+        """Record the outcome of several polls in one transaction."""
         with self.engine.begin() as conn:
-            feed_rows.apply_update(conn, intent)
+            for intent in intents:
+                feed_rows.apply_update(conn, intent)
 
     def start_cycle(self, now: datetime, watchlist_version: str | None) -> int:
         with self.engine.begin() as conn:
@@ -84,8 +91,6 @@ class Storage:
 
 def match_row(item_id: int, result: MatchResult, now: datetime) -> dict[str, Any]:
     """The matches-table row recording `result` for a stored item."""
-    from monitor.match import evidence_to_json
-
     return {
         "item_id": item_id,
         "score": result.score,
@@ -95,24 +100,3 @@ def match_row(item_id: int, result: MatchResult, now: datetime) -> dict[str, Any
         "watchlist_version": result.watchlist_version,
         "matched_at": now,
     }
-
-
-def _assign_stories(
-    conn: Any,
-    inserted: Sequence[tuple[int, Item, MatchResult | None]],
-    settings: StoriesSettings,
-    now: datetime,
-    index: Any,
-) -> None:
-    from monitor.store.stories import assign_stories
-    from monitor.stories import NewItem
-
-    new_items = [NewItem.from_match(item_id, item, result) for item_id, item, result in inserted]
-    assign_stories(conn, new_items, settings, now, index)
-
-
-def _new_story_index() -> Any:
-    """The in-memory story index of this Storage (filled from the database on first use)."""
-    from monitor.store.stories import StoryIndex
-
-    return StoryIndex()

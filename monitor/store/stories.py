@@ -29,20 +29,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StorageError
 from monitor.settings import StoriesSettings
-from monitor.store.schema import feeds, items, stories
+from monitor.store.schema import feeds, items, matches, stories
 from monitor.stories import (
     MIN_STOP_LIKE,
     Candidate,
     Decision,
     Fingerprint,
-    NewItem,
     Prepared,
     ShingleIndex,
     StoryAssignment,
     StoryRules,
-    appeared_at,
     duplicate_roots,
-    fingerprints,
     plan_batch,
     shingles,
     union_sorted,
@@ -218,60 +215,107 @@ def _indexable(rows: Iterable[Any], floor: datetime, exclude: set[int]) -> Itera
 # --- assignment ---------------------------------------------------------------------------
 
 
-def assign_stories(
-    conn: Connection,
-    new_items: Sequence[NewItem],
-    settings: StoriesSettings,
-    now: datetime,
-    index: StoryIndex | None = None,
-) -> list[StoryAssignment]:
-    """Place freshly inserted items in stories (same transaction); one assignment per item.
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A stored item without a story, with what its match found (actors, topics, terms)."""
 
-    Pass the same `index` on every call for one database (`Storage` keeps one); without it a
-    throwaway index is loaded from the database for this call alone.
+    item_id: int
+    url: str | None
+    content_hash: str
+    appeared_at: datetime
+    fingerprint: Fingerprint
+    actors: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
+
+
+def assign_pending(
+    conn: Connection, index: StoryIndex, settings: StoriesSettings, now: datetime
+) -> int:
+    """Place every stored item with no story that was first seen within the window
+    (≥ now − window) in a story, in one batch; returns how many were placed.
+
+    Older items without a story (stored while stories were disabled, or before they
+    existed) are left alone: they could only join stories that have closed. Running it
+    twice places nothing the second time. `index` is the caller's kept `StoryIndex`.
     """
-    if not new_items:
-        return []
+    rules = StoryRules.from_settings(settings)
     try:
-        return _assign(
-            conn,
-            new_items,
-            StoryRules.from_settings(settings),
-            now,
-            index if index is not None else StoryIndex(),
-        )
+        pending = _pending(conn, now - rules.window)
+        if not pending:
+            return 0
+        _place(conn, pending, rules, now, index)
     except SQLAlchemyError as e:
         raise StorageError(f"cannot assign stories: {e}") from e
+    return len(pending)
 
 
-def _assign(
+def _pending(conn: Connection, since: datetime) -> list[Pending]:
+    """Items without a story first seen since `since`, with their match, in one query."""
+    query = (
+        select(
+            items.c.id,
+            items.c.url,
+            items.c.content_hash,
+            items.c.title,
+            items.c.summary,
+            items.c.published_at,
+            items.c.first_seen_at,
+            matches.c.actors,
+            matches.c.topics,
+            matches.c.evidence,
+        )
+        .select_from(items.outerjoin(matches, matches.c.item_id == items.c.id))
+        .where(items.c.story_id.is_(None), items.c.first_seen_at >= since)
+        .order_by(items.c.id)
+    )
+    return [
+        Pending(
+            r.id,
+            r.url,
+            r.content_hash,
+            _appeared(r.published_at, r.first_seen_at),
+            Fingerprint(shingles(r.title, r.summary)),
+            tuple(r.actors or ()),
+            tuple(r.topics or ()),
+            topic_terms(r.evidence),
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def topic_terms(evidence: Any) -> tuple[str, ...]:
+    """The topic phrases a stored match hit (as `NewItem.from_match` takes them)."""
+    hits = evidence.get("hits", ()) if isinstance(evidence, dict) else ()
+    return tuple(
+        dict.fromkeys(
+            str(h["phrase"]).casefold()
+            for h in hits
+            if isinstance(h, dict) and h.get("kind") == "topic" and "phrase" in h
+        )
+    )
+
+
+def _place(
     conn: Connection,
-    new_items: Sequence[NewItem],
+    pending: Sequence[Pending],
     rules: StoryRules,
     now: datetime,
     index: StoryIndex,
 ) -> list[StoryAssignment]:
-    prints = fingerprints([shingles(n.item.title, n.item.summary) for n in new_items])
-    roots = _duplicate_roots(conn, new_items, prints)
+    roots = _duplicate_roots(conn, pending)
     batch = [
-        Prepared(n.item_id, appeared_at(n.item), fp, roots.get(n.item_id))
-        for n, fp in zip(new_items, prints, strict=True)
+        Prepared(p.item_id, p.appeared_at, p.fingerprint, roots.get(p.item_id)) for p in pending
     ]
     batch_ids = {p.item_id for p in batch}
     sync_index(conn, index, now - 2 * rules.window, batch_ids)
     lower = lower_bound(batch, rules, now)
-    candidates = {
-        p.item_id: [
-            c
-            for c in index.shingles.lookup(p.fingerprint.shingles, rules.threshold)
-            if c.appeared_at >= lower
-        ]
-        for p in batch
-        if p.fingerprint.comparable
-    }
+    stored = [c for c in index.shingles.entries() if c.appeared_at >= lower]
     outside_roots = {r for r in roots.values() if r not in batch_ids}
-    decisions = plan_batch(batch, candidates, _story_ids(conn, outside_roots), rules)
-    assignments = _apply(conn, new_items, batch, decisions)
+    decisions = plan_batch(
+        batch, {0: stored}, _story_ids(conn, outside_roots), rules, index.shingles.min_stop_like
+    )
+    assignments = _apply(conn, pending, decisions)
     story_of = {a.item_id: a.story_id for a in assignments}
     index.stage(
         Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.fingerprint.shingles)
@@ -300,12 +344,10 @@ def _chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _duplicate_roots(
-    conn: Connection, new_items: Sequence[NewItem], prints: Sequence[Fingerprint]
-) -> dict[int, int]:
-    """New item id → earliest stored item with the same canonical URL or content hash."""
-    urls = {n.item.url for n in new_items if n.item.url}
-    hashes = {n.item.content_hash for n, fp in zip(new_items, prints, strict=True) if fp.comparable}
+def _duplicate_roots(conn: Connection, pending: Sequence[Pending]) -> dict[int, int]:
+    """Pending item id → earliest stored item with the same canonical URL or content hash."""
+    urls = {p.url for p in pending if p.url}
+    hashes = {p.content_hash for p in pending if p.fingerprint.comparable}
     rows: list[tuple[int, str | None, str | None]] = []
     earlier_root: dict[int, int] = {}
     for column, values in ((items.c.url, urls), (items.c.content_hash, hashes)):
@@ -321,7 +363,7 @@ def _duplicate_roots(
                 )
                 if row.duplicate_of is not None:
                     earlier_root[row.id] = row.duplicate_of
-    new_ids = {n.item_id for n in new_items}
+    new_ids = {p.item_id for p in pending}
     roots = duplicate_roots(rows)
     return {i: earlier_root.get(r, r) for i, r in roots.items() if i in new_ids}
 
@@ -340,18 +382,14 @@ def _story_ids(conn: Connection, item_ids: Iterable[int]) -> dict[int, int | Non
 
 
 def _apply(
-    conn: Connection,
-    new_items: Sequence[NewItem],
-    batch: Sequence[Prepared],
-    decisions: Sequence[Decision],
+    conn: Connection, pending: Sequence[Pending], decisions: Sequence[Decision]
 ) -> list[StoryAssignment]:
-    by_id = {n.item_id: n for n in new_items}
-    when = {p.item_id: p.appeared_at for p in batch}
+    by_id = {p.item_id: p for p in pending}
     groups: dict[StoryKey, list[int]] = defaultdict(list)
     for d in decisions:
         groups[_key(d)].append(d.item_id)
-    story_of = _insert_new_stories(conn, groups, by_id, when)
-    story_of.update(_update_old_stories(conn, groups, by_id, when))
+    story_of = _insert_new_stories(conn, groups, by_id)
+    story_of.update(_update_old_stories(conn, groups, by_id))
     conn.execute(
         update(items)
         .where(items.c.id == bindparam("b_id"))
@@ -381,30 +419,27 @@ def _key(d: Decision) -> StoryKey:
     return ("new", d.leader_id)
 
 
-def _aggregate(members: Sequence[NewItem], when: Mapping[int, datetime]) -> dict[str, Any]:
+def _aggregate(members: Sequence[Pending]) -> dict[str, Any]:
     """Story columns computed from a group of new members (representative: earliest)."""
-    first = min(members, key=lambda n: (when[n.item_id], n.item_id))
+    first = min(members, key=lambda p: (p.appeared_at, p.item_id))
     return {
         "representative_item_id": first.item_id,
-        "first_seen_at": when[first.item_id],
-        "last_seen_at": max(when[n.item_id] for n in members),
+        "first_seen_at": first.appeared_at,
+        "last_seen_at": max(p.appeared_at for p in members),
         "item_count": len(members),
-        "actors": union_sorted(*(n.actors for n in members)),
-        "topics": union_sorted(*(n.topics for n in members)),
-        "terms": union_sorted(*(n.terms for n in members)),
+        "actors": union_sorted(*(p.actors for p in members)),
+        "topics": union_sorted(*(p.topics for p in members)),
+        "terms": union_sorted(*(p.terms for p in members)),
     }
 
 
 def _insert_new_stories(
-    conn: Connection,
-    groups: Mapping[StoryKey, list[int]],
-    by_id: Mapping[int, NewItem],
-    when: Mapping[int, datetime],
+    conn: Connection, groups: Mapping[StoryKey, list[int]], by_id: Mapping[int, Pending]
 ) -> dict[StoryKey, int]:
     keys = [k for k in groups if k[0] == "new"]
     if not keys:
         return {}
-    rows = [_aggregate([by_id[i] for i in groups[k]], when) for k in keys]
+    rows = [_aggregate([by_id[i] for i in groups[k]]) for k in keys]
     result = conn.execute(
         insert(stories).returning(stories.c.id, sort_by_parameter_order=True), rows
     )
@@ -412,10 +447,7 @@ def _insert_new_stories(
 
 
 def _update_old_stories(
-    conn: Connection,
-    groups: Mapping[StoryKey, list[int]],
-    by_id: Mapping[int, NewItem],
-    when: Mapping[int, datetime],
+    conn: Connection, groups: Mapping[StoryKey, list[int]], by_id: Mapping[int, Pending]
 ) -> dict[StoryKey, int]:
     ids = [k[1] for k in groups if k[0] == "stored"]
     if not ids:
@@ -427,7 +459,7 @@ def _update_old_stories(
         )
     rows = []
     for story_id in ids:
-        added = _aggregate([by_id[i] for i in groups[("stored", story_id)]], when)
+        added = _aggregate([by_id[i] for i in groups[("stored", story_id)]])
         rows.append(_merged(current[story_id], added) | {"b_id": story_id})
     conn.execute(
         update(stories)
