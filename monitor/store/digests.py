@@ -282,55 +282,52 @@ def record_digest(
     The returned digest carries its id and Message-ID. It counts as one attempt already and is
     not re-sent by `due_digests` before `now + lease`.
     """
-    digest_id = conn.execute(
-        insert(digests)
-        .values(
-            channel=digest.channel,
-            status=PENDING,
-            created_at=digest.created_at,
-            period_start=digest.period_start,
-            period_end=digest.period_end,
-            message_id="",
-            entry_count=digest.header.entry_count,
-            payload={},
-            attempts=1,
-            next_attempt_at=now + lease,
-        )
-        .returning(digests.c.id)
-    ).scalar_one()
-    recorded = digest.with_identity(digest_id, message_id_for(digest_id, digest.channel, host))
-    conn.execute(
-        update(digests)
-        .where(digests.c.id == digest_id)
-        .values(message_id=recorded.message_id, payload=recorded.to_json())
+    recorded = _insert_digest(
+        conn,
+        digest,
+        host=host,
+        status=PENDING,
+        entry_count=digest.header.entry_count,
+        attempts=1,
+        next_attempt_at=now + lease,
     )
-    if digest.match_ids:
-        conn.execute(
-            insert(digest_matches),
-            [
-                {"channel": digest.channel, "match_id": m, "digest_id": digest_id}
-                for m in digest.match_ids
-            ],
-        )
     _record_story_marks(conn, recorded)
     return recorded
 
 
 def record_skipped(conn: Connection, digest: Digest, *, host: str) -> int:
     """Settle matches that produced no entry (filtered out or repeats) under a skipped digest."""
+    recorded = _insert_digest(
+        conn, digest, host=host, status=SKIPPED, entry_count=0, attempts=0, next_attempt_at=None
+    )
+    assert recorded.id is not None
+    return recorded.id
+
+
+def _insert_digest(
+    conn: Connection,
+    digest: Digest,
+    *,
+    host: str,
+    status: str,
+    entry_count: int,
+    attempts: int,
+    next_attempt_at: datetime | None,
+) -> Digest:
+    """Insert the digest row and its digest_matches rows; the Message-ID derives from the id."""
     digest_id = conn.execute(
         insert(digests)
         .values(
             channel=digest.channel,
-            status=SKIPPED,
+            status=status,
             created_at=digest.created_at,
             period_start=digest.period_start,
             period_end=digest.period_end,
             message_id="",
-            entry_count=0,
+            entry_count=entry_count,
             payload={},
-            attempts=0,
-            next_attempt_at=None,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
         )
         .returning(digests.c.id)
     ).scalar_one()
@@ -348,7 +345,7 @@ def record_skipped(conn: Connection, digest: Digest, *, host: str) -> int:
                 for m in digest.match_ids
             ],
         )
-    return int(digest_id)
+    return recorded
 
 
 def _record_story_marks(conn: Connection, digest: Digest) -> None:
