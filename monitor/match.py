@@ -6,6 +6,9 @@
 
 `prepare` maps characters one to one (apostrophes to ', hyphens and dashes to a space, Ё to Е),
 so every offset found in the prepared text is an offset in the original text.
+
+`Matcher.match_text` explains (every piece of evidence); `Matcher.match`, the stream's path, is
+lean for items that do not match (see `match_text`). Both decide alike.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate, compress, count
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 from monitor.similarity import SeedIndex
 from monitor.types import FieldName, Hit, Item, Lang, MatchResult, TopicScore
@@ -31,6 +35,9 @@ _HYPHENS = "-‐‑‒–—―−"
 _PREPARE = str.maketrans(
     {**{c: "'" for c in _APOSTROPHES}, **{c: " " for c in _HYPHENS}, "Ё": "Е", "ё": "е"}
 )
+#: The same mapping as (character, replacement) pairs: a few `str.replace` calls on the
+#: characters present are several times faster than `str.translate` with a dict.
+_PREPARE_PAIRS = tuple((chr(c), str(r)) for c, r in _PREPARE.items())
 
 #: A word (letters/digits, apostrophes inside), a whitespace break (anything but one plain
 #: space: spaCy keeps those as tokens too), or one punctuation character.
@@ -125,7 +132,10 @@ _MIN_STEM = 3
 
 def prepare(text: str) -> str:
     """Normalise characters one to one, so offsets stay those of the original text."""
-    return text.translate(_PREPARE)
+    for char, replacement in _PREPARE_PAIRS:
+        if char in text:
+            text = text.replace(char, replacement)
+    return text
 
 
 @lru_cache(maxsize=262_144)
@@ -199,9 +209,43 @@ def _scan(text: str) -> tuple[list[str], list[int], list[int]]:
     return keys, starts, ends
 
 
+#: `_TOKEN` as one `findall` pattern without groups, for the automaton: each match is one token
+#: with the single plain space before it (if any) taken along, so the matches tile the text and
+#: offsets are running sums of their lengths; an English possessive 's (after a Latin letter, at
+#: a word's end) is a token of its own, as `_scan` splits it.
+_TILE = re.compile(
+    r" ?(?:[^\W_]+(?:'(?!(?<=[a-zA-Z]')[sS](?![^\W_]|'[^\W_]))[^\W_]+)*"
+    r"|(?<=[a-zA-Z])'[sS](?![^\W_]|'[^\W_])"
+    r"|\s{2,}|[^\S ]|[^\w\s]|_)"
+)
+
+
+@lru_cache(maxsize=262_144)
+def _tile_key(tile: str) -> str:
+    """The key of one `_TILE` match: the same key `_scan` gives that token."""
+    token = tile[1:] if tile[0] == " " and len(tile) > 1 else tile
+    first = token[0]
+    if first.isalnum():
+        return token_key(token)
+    if first.isspace():
+        return _BREAK
+    return "'s" if len(token) == 2 else token
+
+
+def _tile_start(tile: str, end: int) -> int:
+    """Where the token of a `_TILE` match ending at `end` starts (past the space taken along)."""
+    return end - len(tile) + (tile[0] == " ")
+
+
 def phrase_keys(phrase: str) -> tuple[str, ...]:
     """A phrase's token keys (breaks inside a phrase are ignored)."""
     return tuple(t.key for t in tokenize(prepare(phrase)) if t.key != _BREAK)
+
+
+@lru_cache(maxsize=65_536)
+def _joined_keys(phrase: str) -> str:
+    """A phrase's keys joined by spaces: two spellings of one term share it."""
+    return " ".join(phrase_keys(phrase))
 
 
 # --- the automaton ----------------------------------------------------------------------------
@@ -223,8 +267,9 @@ class Entry:
     owner: Literal["actor", "topic"] = "actor"
 
 
-@dataclass(frozen=True, slots=True)
-class RawHit:
+class RawHit(NamedTuple):
+    """One phrase found in one field (a tuple: made for every hit of every item)."""
+
     entry: Entry
     field: FieldName
     start: int
@@ -238,31 +283,36 @@ class PhraseIndex:
     __slots__ = ("_first", "size")
 
     def __init__(self, entries: Iterable[Entry]) -> None:
-        first: dict[str, list[tuple[tuple[str, ...], Entry]]] = defaultdict(list)
+        first: dict[str, list[tuple[list[str], int, Entry]]] = defaultdict(list)
         size = 0
         for entry in entries:
             keys = phrase_keys(entry.phrase)
             if keys:
-                first[keys[0]].append((keys, entry))
+                first[keys[0]].append((list(keys), len(keys), entry))
                 size += 1
-        self._first: Mapping[str, tuple[tuple[tuple[str, ...], Entry], ...]] = {
+        self._first: Mapping[str, tuple[tuple[list[str], int, Entry], ...]] = {
             k: tuple(v) for k, v in first.items()
         }
         self.size = size
 
     def find(self, text: str) -> list[tuple[Entry, int, int]]:
-        """Every (entry, start, end) whose phrase occurs in `text`, overlaps included."""
-        keys, starts, ends = _scan(prepare(text))
+        """Every (entry, start, end) whose phrase occurs in `text`, overlaps included.
+
+        The same hits, in the same order, as a loop over `_scan`'s tokens; but the tokens, their
+        keys and the positions where some phrase starts are found by C-level passes, and offsets
+        are worked out only where a phrase matched."""
+        tiles = _TILE.findall(prepare(text))
+        keys = list(map(_tile_key, tiles))
+        first = self._first
+        starts_here = list(compress(count(), map(first.__contains__, keys)))
+        if not starts_here:
+            return []
+        ends = list(accumulate(map(len, tiles)))
         found: list[tuple[Entry, int, int]] = []
-        lookup = self._first.get
-        for i, key in enumerate(keys):
-            candidates = lookup(key)
-            if candidates is None:
-                continue
-            for pkeys, entry in candidates:
-                n = len(pkeys)
-                if n == 1 or tuple(keys[i : i + n]) == pkeys:
-                    found.append((entry, starts[i], ends[i + n - 1]))
+        for i in starts_here:
+            for pkeys, n, entry in first[keys[i]]:
+                if n == 1 or keys[i : i + n] == pkeys:
+                    found.append((entry, _tile_start(tiles[i], ends[i]), ends[i + n - 1]))
         return found
 
 
@@ -284,6 +334,41 @@ STRONG_EVIDENCE_ACTORS = 2
 SNIPPET_CHARS = 240
 
 
+@dataclass(frozen=True, slots=True)
+class _Evidence:
+    """What the rules left of an item's hits, grouped as `_by_kind` groups them."""
+
+    counted: Mapping[str, list[RawHit]]
+    term_hits: Mapping[str, list[RawHit]]
+    excluded: Mapping[str, list[RawHit]]
+    context: Mapping[str, list[RawHit]]
+    #: Each counted actor's best hit weight (field weight × alias weight), in `counted` order.
+    actor_best: Mapping[str, float]
+    #: Whether some counted actor was found in the title.
+    actor_in_title: bool
+
+    @classmethod
+    def of(
+        cls,
+        counted: Mapping[str, list[RawHit]],
+        term_hits: Mapping[str, list[RawHit]],
+        excluded: Mapping[str, list[RawHit]],
+        context: Mapping[str, list[RawHit]],
+    ) -> _Evidence:
+        best = {
+            a: max(FIELD_WEIGHTS[h.field] * h.entry.weight for h in hits)
+            for a, hits in counted.items()
+        }
+        in_title = any(h.field == "title" for hits in counted.values() for h in hits)
+        return cls(counted, term_hits, excluded, context, best, in_title)
+
+
+def _may_pass(score: TopicScore) -> bool:
+    """Whether a topic scored without similarity could pass with the largest similarity part
+    (cosine 1; 0.001 covers the rounding of parts and total to 3 decimals)."""
+    return not score.notes and score.score + SIMILARITY_WEIGHT + 0.001 >= score.threshold
+
+
 @dataclass(frozen=True)
 class _ActorVerdict:
     counted: dict[str, list[RawHit]]
@@ -293,7 +378,17 @@ class _ActorVerdict:
 class Matcher:
     """A watchlist compiled once; immutable and pure, so threads may share it."""
 
-    __slots__ = ("_actors", "_index", "_seeds", "_topics", "watchlist")
+    __slots__ = (
+        "_actors",
+        "_anchors",
+        "_index",
+        "_live_topics",
+        "_no_hits",
+        "_seeds",
+        "_threshold",
+        "_topics",
+        "watchlist",
+    )
 
     def __init__(self, watchlist: Watchlist, seeds: SeedIndex | None, index: PhraseIndex) -> None:
         self.watchlist = watchlist
@@ -301,6 +396,28 @@ class Matcher:
         self._index = index
         self._actors: Mapping[str, Actor] = {a.id: a for a in watchlist.actors}
         self._topics: Mapping[str, Topic] = {t.id: t for t in watchlist.topics}
+        self._live_topics = tuple(t for t in watchlist.topics if t.status != "rejected")
+        #: Each topic's anchor actors as a set, and its threshold (its own or the watchlist's).
+        self._anchors: Mapping[str, frozenset[str]] = {
+            t.id: frozenset(t.actors) for t in watchlist.topics
+        }
+        self._threshold: Mapping[str, float] = {
+            t.id: t.threshold if t.threshold is not None else watchlist.threshold
+            for t in watchlist.topics
+        }
+        self._no_hits = MatchResult(
+            matched=False,
+            score=0.0,
+            topics=(),
+            actors=(),
+            hits=(),
+            topic_scores=(),
+            snippet="",
+            nearest_seed=None,
+            seed_similarity=0.0,
+            watchlist_version=watchlist.version,
+            notes=(),
+        )
 
     @classmethod
     def compile(cls, watchlist: Watchlist, seeds: SeedIndex | None) -> Matcher:
@@ -311,22 +428,38 @@ class Matcher:
     def phrase_count(self) -> int:
         return self._index.size
 
-    def match(self, item: Item) -> MatchResult:
-        return self.match_text(item.title, item.summary, item.content, item.lang)
+    def match(self, item: Item, *, explain: bool = False) -> MatchResult:
+        """The pipeline's entry: a lean result unless `explain` (see `match_text`)."""
+        return self.match_text(item.title, item.summary, item.content, item.lang, explain=explain)
 
     def match_text(
-        self, title: str, summary: str = "", content: str = "", lang: Lang | None = None
+        self,
+        title: str,
+        summary: str = "",
+        content: str = "",
+        lang: Lang | None = None,
+        *,
+        explain: bool = True,
     ) -> MatchResult:
-        """Match one item's fields; `lang` is informational (each word's script decides)."""
+        """Match one item's fields; `lang` is informational (each word's script decides).
+
+        With `explain` (the default here, for people: `monitor match`, evaluation) the result
+        carries all the evidence. Without it (the stream), a result that did not match carries
+        no hits and no snippet, and the seed similarity is computed only when some topic could
+        still pass with it; otherwise nearest_seed is None and every similarity part 0. The
+        verdict, scores and topics of a matched item are the same either way."""
         del lang
         fields: dict[FieldName, str] = {"title": title, "summary": summary, "content": content}
+        find = self._index.find
         raw = [
             RawHit(entry, name, start, end)
             for name, text in fields.items()
             if text
-            for entry, start, end in self._index.find(text)
+            for entry, start, end in find(text)
         ]
-        return self._score(fields, raw)
+        if not raw and not explain:
+            return self._no_hits
+        return self._score(fields, raw, explain=explain)
 
     def raw_hits(self, text: str) -> list[tuple[Entry, int, int]]:
         """The automaton's hits on one text, before any rule (used to prove it equals spaCy)."""
@@ -334,28 +467,47 @@ class Matcher:
 
     # the decision, step by step
 
-    def _score(self, fields: Mapping[FieldName, str], raw: list[RawHit]) -> MatchResult:
+    def _score(
+        self, fields: Mapping[FieldName, str], raw: list[RawHit], *, explain: bool
+    ) -> MatchResult:
         notes: list[str] = []
         watched = _drop_contained(
             _unique_spans([h for h in raw if h.entry.kind in ("actor", "topic")]), notes
         )
-        rules = [h for h in raw if h.entry.kind in ("exclude", "context")]
-        actor_hits = _group(h for h in watched if h.entry.kind == "actor")
-        term_hits = _group(h for h in watched if h.entry.kind == "topic")
-        excluded = _group(h for h in rules if h.entry.kind == "exclude")
-        context = _group(h for h in rules if h.entry.kind == "context")
+        groups = _by_kind(watched, [h for h in raw if h.entry.kind in ("exclude", "context")])
+        actor_hits, term_hits = groups["actor"], groups["topic"]
+        excluded, context = groups["exclude"], groups["context"]
         verdict = self._actors_verdict(actor_hits, term_hits, excluded, context)
         notes.extend(verdict.notes)
         counted = verdict.counted
-        seed_name, seed_sim = self._nearest(fields, bool(counted or term_hits))
-        scores = [
-            s
-            for topic in self.watchlist.topics
-            if topic.status != "rejected"
-            and (s := self._topic_score(topic, counted, term_hits, excluded, context, seed_sim))
-        ]
+        evidence = _Evidence.of(counted, term_hits, excluded, context)
+        any_hit = bool(counted or term_hits)
+        if explain:
+            seed_name, seed_sim = self._nearest(fields, any_hit)
+            scores = self._topic_scores(evidence, seed_sim)
+        else:
+            seed_name, seed_sim = None, 0.0
+            scores = self._topic_scores(evidence, 0.0)
+            if any(_may_pass(s) for s in scores):
+                seed_name, seed_sim = self._nearest(fields, any_hit)
+                if seed_sim:
+                    scores = [_with_similarity(s, seed_sim) for s in scores]
         scores.sort(key=lambda s: (not s.passed, -s.score, s.topic))
         passed = [s for s in scores if s.passed]
+        if not passed and not explain:
+            return MatchResult(
+                matched=False,
+                score=0.0,
+                topics=(),
+                actors=tuple(sorted(counted)),
+                hits=(),
+                topic_scores=tuple(scores),
+                snippet="",
+                nearest_seed=seed_name,
+                seed_similarity=seed_sim,
+                watchlist_version=self.watchlist.version,
+                notes=tuple(notes),
+            )
         kept = [h for h in watched if h.entry.kind == "topic" or h.entry.target in counted]
         kept.sort(key=lambda h: (_FIELD_ORDER[h.field], h.start, h.end))
         return MatchResult(
@@ -371,6 +523,16 @@ class Matcher:
             watchlist_version=self.watchlist.version,
             notes=tuple(notes),
         )
+
+    def _topic_scores(self, evidence: _Evidence, seed_sim: float) -> list[TopicScore]:
+        """Scores of the topics a term or an anchor actor raised, unsorted."""
+        counted, term_hits = evidence.counted, evidence.term_hits
+        return [
+            s
+            for topic in self._live_topics
+            if (topic.id in term_hits or not self._anchors[topic.id].isdisjoint(counted))
+            and (s := self._topic_score(topic, evidence, seed_sim))
+        ]
 
     def _nearest(self, fields: Mapping[FieldName, str], any_hit: bool) -> tuple[str | None, float]:
         if self._seeds is None or not any_hit:
@@ -429,21 +591,15 @@ class Matcher:
             return bool(present & set(actor.context)) or bool(context.get(f"actor:{actor.id}"))
         return bool(independent - {actor.id}) or bool(term_hits)
 
-    def _topic_score(
-        self,
-        topic: Topic,
-        counted: Mapping[str, list[RawHit]],
-        term_hits: Mapping[str, list[RawHit]],
-        excluded: Mapping[str, list[RawHit]],
-        context: Mapping[str, list[RawHit]],
-        seed_sim: float,
-    ) -> TopicScore | None:
+    def _topic_score(self, topic: Topic, evidence: _Evidence, seed_sim: float) -> TopicScore | None:
+        counted, term_hits = evidence.counted, evidence.term_hits
+        excluded, context = evidence.excluded, evidence.context
         terms = term_hits.get(topic.id, [])
-        anchors = [a for a in counted if a in topic.actors]
+        topic_actors = self._anchors[topic.id]
+        anchors = [a for a in counted if a in topic_actors]
         if not terms and not anchors:
             return None
-        weights = {a: ANCHOR_WEIGHT if a in topic.actors else ACTOR_WEIGHT for a in counted}
-        parts = _topic_parts(terms, counted, weights, seed_sim)
+        parts = _topic_parts(terms, evidence, topic_actors, seed_sim)
         notes: list[str] = []
         if not terms and not self._anchors_suffice(topic, counted):
             notes.append(
@@ -467,7 +623,7 @@ class Matcher:
                     f"topic {topic.id} vetoed by {_quote(vetoes)}: fewer than "
                     f"{STRONG_EVIDENCE_ACTORS} specific independent context actors"
                 )
-        threshold = topic.threshold if topic.threshold is not None else self.watchlist.threshold
+        threshold = self._threshold[topic.id]
         return TopicScore(
             topic=topic.id,
             score=round(sum(parts.values()), 3),
@@ -536,15 +692,25 @@ def _entries(watchlist: Watchlist) -> list[Entry]:
     return entries
 
 
-def _group(hits: Iterable[RawHit]) -> dict[str, list[RawHit]]:
-    """Hits by target; rule hits are keyed `actor:<id>` or `topic:<id>`."""
-    out: dict[str, list[RawHit]] = defaultdict(list)
-    for h in hits:
-        key = h.entry.target
-        if h.entry.kind in ("exclude", "context"):
-            key = f"{h.entry.owner}:{key}"
-        out[key].append(h)
-    return dict(out)
+def _by_kind(*lists: list[RawHit]) -> dict[EntryKind, dict[str, list[RawHit]]]:
+    """Hits by kind, then by target; rule hits are keyed `actor:<id>` or `topic:<id>`."""
+    out: dict[EntryKind, dict[str, list[RawHit]]] = {
+        "actor": {},
+        "topic": {},
+        "exclude": {},
+        "context": {},
+    }
+    for hits in lists:
+        for h in hits:
+            entry = h.entry
+            kind = entry.kind
+            key = entry.target if kind in ("actor", "topic") else f"{entry.owner}:{entry.target}"
+            group = out[kind]
+            if key in group:
+                group[key].append(h)
+            else:
+                group[key] = [h]
+    return out
 
 
 def _unique_spans(hits: list[RawHit]) -> list[RawHit]:
@@ -583,35 +749,39 @@ def _drop_contained(hits: list[RawHit], notes: list[str]) -> list[RawHit]:
 
 
 def _topic_parts(
-    terms: list[RawHit],
-    toward: Mapping[str, list[RawHit]],
-    weights: Mapping[str, float],
-    seed_sim: float,
+    terms: list[RawHit], evidence: _Evidence, anchors: frozenset[str], seed_sim: float
 ) -> dict[str, float]:
     best_term: dict[str, float] = {}
     for h in terms:
         w = FIELD_WEIGHTS[h.field] * h.entry.weight
-        key = " ".join(phrase_keys(h.entry.phrase))
+        key = _joined_keys(h.entry.phrase)
         best_term[key] = max(best_term.get(key, 0.0), w)
     actor_weights = sorted(
         (
-            weights[actor] * max(FIELD_WEIGHTS[h.field] * h.entry.weight for h in hits)
-            for actor, hits in toward.items()
+            (ANCHOR_WEIGHT if actor in anchors else ACTOR_WEIGHT) * best
+            for actor, best in evidence.actor_best.items()
         ),
         reverse=True,
     )[:MAX_ACTORS_COUNTED]
     term_part = sum(best_term.values())
     actor_part = sum(actor_weights)
-    all_hits = [*terms, *(h for hits in toward.values() for h in hits)]
+    in_title = evidence.actor_in_title or any(h.field == "title" for h in terms)
     parts = {
         "terms": term_part,
         "actors": actor_part,
         "cooccurrence": (COOCCURRENCE_BONUS if term_part and actor_part else 0.0)
         + (EXTRA_ACTOR_BONUS if len(actor_weights) >= 2 else 0.0),
-        "title": TITLE_BONUS if any(h.field == "title" for h in all_hits) else 0.0,
+        "title": TITLE_BONUS if in_title else 0.0,
         "similarity": SIMILARITY_WEIGHT * seed_sim,
     }
     return {k: round(v, 3) for k, v in parts.items()}
+
+
+def _with_similarity(score: TopicScore, seed_sim: float) -> TopicScore:
+    """A score made without similarity, with it: the same parts `_topic_parts` gives."""
+    parts = {**score.parts, "similarity": round(SIMILARITY_WEIGHT * seed_sim, 3)}
+    total = round(sum(parts.values()), 3)
+    return TopicScore(score.topic, total, score.threshold, parts, score.notes)
 
 
 def _no_context_note(actor: Actor, hits: Sequence[RawHit]) -> str:
@@ -623,8 +793,12 @@ def _quote(hits: Sequence[RawHit]) -> str:
     return ", ".join(dict.fromkeys(repr(h.entry.phrase) for h in hits))
 
 
+#: A watched hit's kind (an alias: subscripting Literal at each call costs more than the Hit).
+_HitKind = Literal["actor", "topic"]
+
+
 def _to_hit(h: RawHit, fields: Mapping[FieldName, str]) -> Hit:
-    kind = cast(Literal["actor", "topic"], h.entry.kind)
+    kind = cast(_HitKind, h.entry.kind)
     text = fields[h.field][h.start : h.end]
     return Hit(kind, h.entry.target, h.entry.phrase, h.field, h.start, h.end, text)
 

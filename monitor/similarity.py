@@ -6,7 +6,8 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from monitor.errors import ConfigError
@@ -145,8 +146,17 @@ _STOPWORDS = frozenset(
 
 
 def _terms(text: str) -> Counter[str]:
-    words = (w.lower() for w in _WORD.findall(text))
-    return Counter(_singular(w) for w in words if w not in _STOPWORDS)
+    """Each word's term (lower case, singular, no stopwords), counted in order of first use."""
+    counts = Counter(map(_term, _WORD.findall(text)))
+    counts.pop("", None)
+    return counts
+
+
+@lru_cache(maxsize=131_072)
+def _term(word: str) -> str:
+    """One word's term, or "" for a stopword."""
+    low = word.lower()
+    return "" if low in _STOPWORDS else _singular(low)
 
 
 def _singular(word: str) -> str:
@@ -160,9 +170,15 @@ def _singular(word: str) -> str:
 def _weights(
     counts: Mapping[str, int], idf: Mapping[str, float], unseen: float
 ) -> dict[str, float]:
-    vec = {t: (1.0 + math.log(n)) * idf.get(t, unseen) for t, n in counts.items()}
+    vec = {t: _tf(n) * idf.get(t, unseen) for t, n in counts.items()}
     norm = math.sqrt(sum(v * v for v in vec.values()))
     return {t: v / norm for t, v in vec.items()} if norm else {}
+
+
+@lru_cache(maxsize=1024)
+def _tf(count: int) -> float:
+    """Sublinear term frequency."""
+    return 1.0 + math.log(count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +190,18 @@ class SeedIndex:
     idf: Mapping[str, float]
     #: idf given to a word no seed document contains.
     unseen_idf: float
+    #: Each term's (seed number, weight) for the seeds holding it: `similarities` then costs one
+    #: lookup per query term, not one per term and seed.
+    postings: Mapping[str, tuple[tuple[int, float], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        postings: dict[str, list[tuple[int, float]]] = {}
+        for number, vec in enumerate(self.vectors):
+            for term, weight in vec.items():
+                postings.setdefault(term, []).append((number, weight))
+        object.__setattr__(self, "postings", {t: tuple(p) for t, p in postings.items()})
 
     @classmethod
     def build(cls, documents: Mapping[str, str]) -> SeedIndex:
@@ -192,10 +220,14 @@ class SeedIndex:
     def similarities(self, text: str) -> tuple[tuple[str, float], ...]:
         """Cosine similarity of `text` to every seed document, in index order."""
         query = _weights(_terms(text), self.idf, self.unseen_idf)
-        return tuple(
-            (name, sum(w * vec.get(t, 0.0) for t, w in query.items()))
-            for name, vec in zip(self.names, self.vectors, strict=True)
-        )
+        # Each seed's products in query order, as a sum over every query term adds them; the
+        # terms a seed lacks would add exactly 0.0, so leaving them out changes no bit.
+        products: list[list[float]] = [[] for _ in self.names]
+        postings = self.postings
+        for term, w in query.items():
+            for number, weight in postings.get(term, ()):
+                products[number].append(w * weight)
+        return tuple((name, sum(p, 0.0)) for name, p in zip(self.names, products, strict=True))
 
     def nearest(self, text: str) -> tuple[str | None, float]:
         """The closest seed document's name and its cosine similarity (None, 0.0 when empty)."""
