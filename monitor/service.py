@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from alerts.service import deliver, retry_due
 from monitor.errors import ConfigError, MonitorError, WatchlistError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, MatcherCache
@@ -21,6 +22,7 @@ from monitor.settings import Config, load_config
 from monitor.similarity import load_seed_index
 from monitor.store import Storage
 from monitor.store.items import CycleSummary
+from monitor.types import FeedForUpdate
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ class Monitor:
 
     async def _run(
         self,
-        feeds: Sequence[object],
+        feeds: Sequence[FeedForUpdate],
         matcher: Matcher | None,
         version: str | None,
         on_feed: Callable[[FeedOutcome], None] | None,
@@ -124,7 +126,7 @@ class Monitor:
                 watchlist_version=version,
                 watchlist=self._watchlist_ref(version),
             )
-            return await run_cycle(deps, feeds)  # type: ignore[arg-type]
+            return await run_cycle(deps, feeds)
 
     def _watchlist_ref(self, version: str | None) -> WatchlistRef | None:
         if version is None:
@@ -159,8 +161,6 @@ class Monitor:
     ) -> None:
         """Send the digests due on `trigger` ("retry": only re-sends whose time has come);
         a failing channel is logged and retried later, never raised."""
-        from alerts.service import deliver, retry_due
-
         settings = self.config.settings
         templates = (
             self.config.directory / settings.digest.templates if settings.digest.templates else None

@@ -91,9 +91,13 @@ def load_runtime(
     return Runtime(config, engine, Storage(engine, config.settings.stories))
 
 
+_HANDLER_NAME = "monitor"
+
+
 def setup_logging(settings: LoggingSettings) -> None:
+    """Log to stderr (Rich or JSON lines) or a file, once per process."""
     root = logging.getLogger()
-    if getattr(root, "_monitor_configured", False):
+    if any(h.get_name() == _HANDLER_NAME for h in root.handlers):
         return
     handler: logging.Handler
     if settings.file:
@@ -107,11 +111,11 @@ def setup_logging(settings: LoggingSettings) -> None:
         handler.setFormatter(JsonFormatter())
     elif settings.file:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
     root.setLevel(settings.level)
     for noisy in ("httpx", "httpcore", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    root._monitor_configured = True  # type: ignore[attr-defined]
 
 
 class JsonFormatter(logging.Formatter):
