@@ -2,7 +2,7 @@
 
 The labelled set (`items.jsonl`: id, story, feed, link, title, summary, published, …) is
 clustered in published order by the same `plan_batch` decision the store path uses, with an
-in-memory LSH index standing in for the `story_bands` table.
+in-memory word index like the one storage keeps.
 """
 
 from __future__ import annotations

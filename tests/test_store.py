@@ -232,3 +232,21 @@ def test_cycles_are_recorded_and_old_ones_pruned(engine: Engine) -> None:
         polled = item_rows.last_cycle(conn, polled_only=True)
     assert latest is not None and latest.feeds_fetched == 0
     assert polled is not None and (polled.feeds_fetched, polled.new_items) == (4, 12)
+
+
+def test_migrations_produce_exactly_the_schema(engine: Engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from monitor.store.schema import metadata
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = [
+            d
+            for d in compare_metadata(context, metadata)
+            if not (
+                isinstance(d, tuple) and d[0] == "remove_table" and d[1].name == "alembic_version"
+            )
+        ]
+    assert diff == []

@@ -15,7 +15,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
@@ -149,26 +148,6 @@ stories = Table(
     Column("actors", JSON, nullable=False, default=list),
     Column("topics", JSON, nullable=False, default=list),
     Column("terms", JSON, nullable=False, default=list),
-)
-
-#: MinHash LSH bands of stored items, so the index survives restarts.
-story_bands = Table(
-    "story_bands",
-    metadata,
-    Column("band", Integer, primary_key=True),
-    Column("band_hash", BigInteger, primary_key=True),
-    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
-    Column("first_seen_at", UtcDateTime, nullable=False),
-    Index("ix_story_bands_first_seen_at", "first_seen_at"),
-    #: Finds a batch's own bands for the candidate self-join (and serves ON DELETE CASCADE).
-    Index("ix_story_bands_item_id", "item_id"),
-)
-
-item_signatures = Table(
-    "item_signatures",
-    metadata,
-    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
-    Column("signature", LargeBinary, nullable=False),
 )
 
 digests = Table(

@@ -192,18 +192,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("channel", "story_id", name=op.f("pk_story_deliveries")),
     )
     op.create_table(
-        "item_signatures",
-        sa.Column("item_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("signature", sa.LargeBinary(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["item_id"],
-            ["items.id"],
-            name=op.f("fk_item_signatures_item_id_items"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("item_id", name=op.f("pk_item_signatures")),
-    )
-    op.create_table(
         "matches",
         sa.Column(
             "id",
@@ -225,19 +213,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("item_id", name=op.f("uq_matches_item_id")),
     )
     op.create_index(op.f("ix_matches_matched_at"), "matches", ["matched_at"], unique=False)
-    op.create_table(
-        "story_bands",
-        sa.Column("band", sa.Integer(), nullable=False),
-        sa.Column("band_hash", sa.BigInteger(), nullable=False),
-        sa.Column("item_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("first_seen_at", UtcDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["item_id"], ["items.id"], name=op.f("fk_story_bands_item_id_items"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("band", "band_hash", "item_id", name=op.f("pk_story_bands")),
-    )
-    op.create_index("ix_story_bands_first_seen_at", "story_bands", ["first_seen_at"], unique=False)
-    op.create_index("ix_story_bands_item_id", "story_bands", ["item_id"], unique=False)
     op.create_table(
         "digest_matches",
         sa.Column("channel", sa.String(length=128), nullable=False),
@@ -265,12 +240,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_digest_matches_digest_id", table_name="digest_matches")
     op.drop_table("digest_matches")
-    op.drop_index("ix_story_bands_item_id", table_name="story_bands")
-    op.drop_index("ix_story_bands_first_seen_at", table_name="story_bands")
-    op.drop_table("story_bands")
     op.drop_index(op.f("ix_matches_matched_at"), table_name="matches")
     op.drop_table("matches")
-    op.drop_table("item_signatures")
     op.drop_table("story_deliveries")
     op.drop_index("ix_items_url", table_name="items")
     op.drop_index("ix_items_story_id", table_name="items")
