@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -366,11 +367,21 @@ def test_smtp_login_offered_only_over_tls_is_reported(
 
 
 def test_apprise_channel_needs_its_urls() -> None:
+    pytest.importorskip("apprise", reason="the optional apprise extra is not installed")
     channel = AppriseChannel(kind="apprise", urls_env="MONITOR_TEST_APPRISE_URLS")
     missing = check_channel("push", channel, {})
     assert not missing.ok
     assert missing.fix == "set MONITOR_TEST_APPRISE_URLS"
     assert check_channel("push", channel, {"MONITOR_TEST_APPRISE_URLS": "json://x"}).ok
+
+
+def test_apprise_channel_without_the_library_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "apprise", None)  # makes `import apprise` fail
+    channel = AppriseChannel(kind="apprise", urls_env="MONITOR_TEST_APPRISE_URLS")
+    check = check_channel("push", channel, {"MONITOR_TEST_APPRISE_URLS": "json://x"})
+    assert not check.ok and check.fix == "pip install apprise"
 
 
 # --- digest directories ------------------------------------------------------------------
