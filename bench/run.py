@@ -1,0 +1,423 @@
+"""Runs every bench scenario against ours and lemon24/reader and prints one Markdown table.
+
+    python bench/run.py [--runs 3] [--quick] [--only cold,steady,scale,matching,digest]
+                        [--profile]
+
+Each measurement is a fresh subprocess (bench/scenarios.py), so peak RSS is that run's own;
+the feed server is another subprocess (bench/server.py), its CPU time reported apart. Values
+are medians over the runs. The table is also written to bench/results/latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+sys.path.insert(0, str(BENCH))
+
+from scenarios import CONCURRENCY  # noqa: E402
+from server import ServerProcess, start_server_process  # noqa: E402
+
+SCENARIOS = ("cold", "steady", "scale", "matching", "digest")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    feeds: int
+    scale_feeds: int
+    scale_items: float
+    match_items: int
+    digest_matches: int
+
+
+FULL = Sizes(feeds=500, scale_feeds=5000, scale_items=0.1, match_items=3000, digest_matches=10_000)
+QUICK = Sizes(feeds=100, scale_feeds=1000, scale_items=0.1, match_items=600, digest_matches=2000)
+
+
+@dataclass
+class Sample:
+    """One run of one side: this process's numbers plus the server's CPU during it."""
+
+    wall_s: float
+    cpu_s: float
+    items: int
+    peak_mb: float
+    server_cpu_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    scenario: str
+    ours: list[Sample] = field(default_factory=list)
+    reader: list[Sample] = field(default_factory=list)
+    note: str = ""
+
+
+# --- running scenario processes ------------------------------------------------------------
+
+
+def worker(args: Sequence[str]) -> dict[str, Any]:
+    """Run bench/scenarios.py in a fresh interpreter; its last stdout line is the JSON result."""
+    command = [sys.executable, str(BENCH / "scenarios.py"), *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(f"{' '.join(args[:1])} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def server_cpu(server: ServerProcess) -> float:
+    stats = server.stats()
+    return stats["user_s"] + stats["sys_s"]
+
+
+def sample(server: ServerProcess | None, args: Sequence[str]) -> Sample:
+    before = server_cpu(server) if server else 0.0
+    result = worker(args)
+    after = server_cpu(server) if server else 0.0
+    return Sample(
+        result["wall_s"],
+        result["cpu_s"],
+        result["items"],
+        result["peak_mb"],
+        after - before,
+        result["extra"],
+    )
+
+
+def ours_args(server: ServerProcess, feeds: int, work: Path, **extra: Path) -> list[str]:
+    args = ["ours", "--base", server.base, "--feeds", str(feeds), "--work", str(work)]
+    args += ["--db", str(work / "monitor.db")]
+    for key, value in extra.items():
+        args += [f"--{key}", str(value)]
+    return args
+
+
+def reader_args(server: ServerProcess, feeds: int, work: Path, **extra: Path) -> list[str]:
+    args = ["reader", "--base", server.base, "--feeds", str(feeds), "--db", str(work / "reader.db")]
+    for key, value in extra.items():
+        args += [f"--{key}", str(value)]
+    return args
+
+
+def fresh(tmp: Path, name: str) -> Path:
+    path = tmp / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+@dataclass
+class Primed:
+    ours: Path
+    reader: Path
+
+
+def cold(server: ServerProcess, feeds: int, runs: int, tmp: Path, label: str) -> tuple[Row, Primed]:
+    """Every feed new: fetch, parse, normalise, dedupe, match, store. The first run's databases
+    become the starting point of the steady scenario."""
+    row = Row(label)
+    server.set_state(0)
+    for n in range(runs):
+        work = fresh(tmp, f"{label}-ours-{n}")
+        row.ours.append(sample(server, ours_args(server, feeds, work)))
+        log(f"{label} ours run {n + 1}: {row.ours[-1].wall_s:.2f} s")
+        work_r = fresh(tmp, f"{label}-reader-{n}")
+        row.reader.append(sample(server, reader_args(server, feeds, work_r)))
+        log(f"{label} reader run {n + 1}: {row.reader[-1].wall_s:.2f} s")
+    primed = Primed(tmp / f"{label}-ours-0" / "monitor.db", tmp / f"{label}-reader-0" / "reader.db")
+    return row, primed
+
+
+def steady(
+    server: ServerProcess, feeds: int, runs: int, tmp: Path, primed: Primed, label: str
+) -> Row:
+    """From the cold state: 90 % of feeds answer 304, 10 % have 3 new items each."""
+    changed = server.set_state(1)
+    row = Row(label, note=f"{changed} of {feeds} feeds changed (3 new items each)")
+    for n in range(runs):
+        work = fresh(tmp, f"{label}-ours-{n}")
+        row.ours.append(sample(server, ours_args(server, feeds, work, primed=primed.ours)))
+        log(f"{label} ours run {n + 1}: {row.ours[-1].wall_s:.2f} s")
+        work_r = fresh(tmp, f"{label}-reader-{n}")
+        row.reader.append(sample(server, reader_args(server, feeds, work_r, primed=primed.reader)))
+        log(f"{label} reader run {n + 1}: {row.reader[-1].wall_s:.2f} s")
+    server.set_state(0)
+    return row
+
+
+def matching(sizes: Sizes, runs: int) -> list[Row]:
+    rows = []
+    for phrases in (150, 1000, 5000):
+        row = Row(f"4. matching, {phrases} phrases")
+        for _ in range(runs):
+            args = ["matching", "--phrases", str(phrases), "--items", str(sizes.match_items)]
+            row.ours.append(sample(None, args))
+        extra = row.ours[0].extra
+        row.note = f"{extra['phrases']} phrases compiled; {extra['matched_share']:.0%} matched"
+        log(f"matching {phrases}: {extra['items_per_s']:.0f} items/s")
+        rows.append(row)
+    return rows
+
+
+def digest(sizes: Sizes, runs: int) -> Row:
+    row = Row(f"5. digest of {sizes.digest_matches:,} matches")
+    for _ in range(runs):
+        row.ours.append(sample(None, ["digest", "--matches", str(sizes.digest_matches)]))
+    row.note = f"{row.ours[0].extra['entries']} entries; build + text/HTML/Markdown/JSON"
+    log(f"digest: {row.ours[-1].wall_s:.2f} s")
+    return row
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def med(samples: Sequence[Sample], key: Callable[[Sample], float]) -> float:
+    return statistics.median(key(s) for s in samples)
+
+
+def rate(samples: Sequence[Sample]) -> float:
+    if samples and "items_per_s" in samples[0].extra:
+        return med(samples, lambda s: float(s.extra["items_per_s"]))
+    return med(samples, lambda s: s.items / s.wall_s if s.wall_s else 0.0)
+
+
+def cells(samples: Sequence[Sample], *, with_rate: bool = True) -> list[str]:
+    if not samples:
+        return ["–"] * (4 if with_rate else 3)
+    out = [f"{med(samples, lambda s: s.wall_s):.2f}", f"{med(samples, lambda s: s.cpu_s):.2f}"]
+    if with_rate:
+        out.append(f"{rate(samples):,.0f}")
+    out.append(f"{med(samples, lambda s: s.peak_mb):.0f}")
+    return out
+
+
+def ratio(row: Row) -> str:
+    if not row.ours or not row.reader:
+        return "–"
+    ours = med(row.ours, lambda s: s.wall_s)
+    theirs = med(row.reader, lambda s: s.wall_s)
+    return f"{ours / theirs:.2f}" if theirs else "–"
+
+
+def server_cell(row: Row) -> str:
+    samples = row.ours + row.reader
+    if not samples or all(s.server_cpu_s == 0 for s in samples):
+        return "–"
+    ours = med(row.ours, lambda s: s.server_cpu_s)
+    theirs = med(row.reader, lambda s: s.server_cpu_s)
+    return f"{ours:.2f} / {theirs:.2f}"
+
+
+def table(rows: Sequence[Row]) -> str:
+    head = (
+        "| scenario | ours wall s | ours CPU s | ours items/s | ours peak MB "
+        "| reader wall s | reader CPU s | reader items/s | reader peak MB "
+        "| ours/reader wall | server CPU s (ours / reader) |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    lines = [head]
+    for row in rows:
+        lines.append(
+            "| "
+            + " | ".join(
+                [row.scenario, *cells(row.ours), *cells(row.reader), ratio(row), server_cell(row)]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def notes(rows: Sequence[Row]) -> str:
+    out = []
+    for row in rows:
+        bits = [row.note] if row.note else []
+        if row.ours and "line" in row.ours[0].extra:
+            bits.append(f"ours: {row.ours[0].extra['line']}")
+        if row.reader and row.reader[0].extra.get("failed"):
+            bits.append(f"reader: {row.reader[0].extra['failed']} feeds failed")
+        if bits:
+            out.append(f"- {row.scenario}: " + "; ".join(bits))
+    return "\n".join(out)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def header(runs: int, sizes: Sizes) -> str:
+    import reader
+
+    load = os.getloadavg()
+    return (
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {cpu_model()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()} ({platform.system()}); "
+        f"reader {reader.__version__}; load average at start {load[0]:.1f}. "
+        f"Median of {runs} run(s). Both sides: SQLite, {CONCURRENCY} concurrent fetches "
+        f"(ours: http.concurrency = http.per_host = {CONCURRENCY}, since every bench feed is "
+        f"on 127.0.0.1; reader: update_feeds(workers={CONCURRENCY}, scheduled=False)). "
+        f"Feeds: {sizes.feeds} × 20–100 items (cold, steady); {sizes.scale_feeds} × "
+        f"{round(20 * sizes.scale_items)}–{round(100 * sizes.scale_items)} items (scale). "
+        "ours/reader < 1 means ours is faster."
+    )
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> str:
+    sizes = QUICK if args.quick else FULL
+    runs = args.runs if args.runs is not None else (1 if args.quick else 3)
+    only = set(args.only.split(",")) if args.only else set(SCENARIOS)
+    rows: list[Row] = []
+    top = header(runs, sizes)
+    tmp = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
+    try:
+        if only & {"cold", "steady"}:
+            rows += feed_scenarios(sizes.feeds, runs, tmp, only, args.profile, numbered=True)
+        if "scale" in only:
+            rows += scale_scenario(sizes, runs, tmp)
+        if "matching" in only:
+            rows += matching(sizes, runs)
+        if "digest" in only:
+            rows.append(digest(sizes, runs))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return f"{top}\n\n{table(rows)}\n\n{notes(rows)}\n"
+
+
+def feed_scenarios(
+    feeds: int, runs: int, tmp: Path, only: set[str], profile: bool, *, numbered: bool
+) -> list[Row]:
+    log(f"starting the feed server ({feeds} feeds)")
+    server = start_server_process(feeds, base_time=bench_time())
+    try:
+        row, primed = cold(server, feeds, runs, tmp, "1. cold")
+        row.scenario = f"1. cold, {feeds} feeds"
+        rows = [row] if "cold" in only else []
+        if "steady" in only:
+            srow = steady(server, feeds, runs, tmp, primed, "2. steady")
+            srow.scenario = f"2. steady, {feeds} feeds"
+            rows.append(srow)
+        if profile:
+            profile_cold(server, feeds, tmp)
+        return rows
+    finally:
+        server.close()
+
+
+def bench_time() -> datetime:
+    """The hour before the bench runs: the newest generated items are from then, so they are
+    fresh for the pipeline's time windows (72 h for stories) whatever day it is."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+
+
+def scale_scenario(sizes: Sizes, runs: int, tmp: Path) -> list[Row]:
+    feeds = sizes.scale_feeds
+    log(f"starting the feed server ({feeds} feeds; rendering takes a while)")
+    server = start_server_process(feeds, items_scale=sizes.scale_items, base_time=bench_time())
+    try:
+        log("priming both sides (one cold run each, reported as scale priming)")
+        prime, primed = cold(server, feeds, 1, tmp, "scale-prime")
+        prime.scenario = f"3a. scale priming (cold), {feeds} feeds"
+        row = steady(server, feeds, runs, tmp, primed, "3. scale")
+        row.scenario = f"3. scale steady, {feeds} feeds"
+        return [row, prime]
+    finally:
+        server.close()
+
+
+def profile_cold(server: ServerProcess, feeds: int, tmp: Path) -> None:
+    """Sample the cold scenario with py-spy (every thread and worker process), or with
+    pyinstrument (main thread only) when py-spy is missing."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    server.set_state(0)
+    work = fresh(tmp, "profile")
+    target = RESULTS / "profile-cold.txt"
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        worker(ours_args(server, feeds, work, profile=target))
+    else:
+        raw = RESULTS / "profile-cold.raw"
+        command = [spy, "record", "--format", "raw", "--rate", "100", "--subprocesses"]
+        command += ["-o", str(raw), "--", sys.executable, str(BENCH / "scenarios.py")]
+        command += ours_args(server, feeds, work)
+        subprocess.run(command, capture_output=True, check=True)
+        target.write_text(summarise_profile(raw), encoding="utf-8")
+    log(f"profile of the cold scenario written to {target}")
+
+
+def _frame_name(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    path = where.split(":", 1)[0]
+    return f"{name} ({'/'.join(path.split('/')[-2:])})" if where else frame
+
+
+def summarise_profile(raw: Path, top: int = 40) -> str:
+    """py-spy raw stacks → the functions with the largest inclusive and self shares of CPU."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(encoding="utf-8").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        names = [_frame_name(f) for f in stack.split(";")[1:]]  # first frame: the process
+        total += int(count)
+        for name in set(names):
+            inclusive[name] += int(count)
+        if names:
+            own[names[-1]] += int(count)
+    lines = [f"CPU samples: {total} (all threads and processes, 100 Hz)", "", "inclusive:"]
+    lines += [f"{n / total:6.1%}  {name}" for name, n in inclusive.most_common(top)]
+    lines += ["", "self:"]
+    lines += [f"{n / total:6.1%}  {name}" for name, n in own.most_common(top // 2)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=None, help="runs per measurement (3)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, 1 run")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--profile", action="store_true", help="profile the cold scenario")
+    args = parser.parse_args(argv)
+    report = run(args)
+    print(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.md").write_text(report, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The bench harness itself: deterministic feeds that parse, a server honouring validators."""
+
+from __future__ import annotations
+
+import http.client
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+import feedgen  # noqa: E402
+import server as bench_server  # noqa: E402
+
+from monitor.normalize import normalize_entries  # noqa: E402
+from monitor.parse import parse_feed  # noqa: E402
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
+    a = feedgen.render(feedgen.make_feed(3, seed=1))
+    assert a == feedgen.render(feedgen.make_feed(3, seed=1))
+    assert a != feedgen.render(feedgen.make_feed(3, seed=2))
+
+
+def test_feed_sizes_and_kinds_follow_the_brief() -> None:
+    feeds = feedgen.make_feeds(300)
+    sizes = [f.n_items for f in feeds]
+    assert min(sizes) >= 20 and max(sizes) <= 100
+    assert 50 <= sum(sizes) / len(sizes) <= 70
+    assert {f.kind for f in feeds} == {"rss", "atom", "json"}
+
+
+def test_word_counts_and_watched_share() -> None:
+    items = [i for f in feedgen.make_feeds(40) for i in feedgen.items_of(f)]
+    words = [len(f"{i.title} {i.summary}".split()) for i in items]
+    assert min(words) >= 40 and max(words) <= 160
+    share = sum(i.watched for i in items) / len(items)
+    assert 0.10 <= share <= 0.20
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_every_format_parses_to_all_its_items(index: int) -> None:
+    feed = feedgen.make_feed(index)
+    parsed = parse_feed(feedgen.render(feed), url=f"http://bench/f/{index}", headers={})
+    normalised = normalize_entries(
+        parsed, now=datetime(2025, 6, 3, tzinfo=UTC), max_items=500, feed_lang=None
+    )
+    assert len(normalised.items) == feed.n_items
+    assert {i.guid for i in normalised.items} == {i.guid for i in feedgen.items_of(feed)}
+
+
+def test_new_items_keeps_old_guids_and_adds_k() -> None:
+    feed = feedgen.make_feed(5)
+    later = feedgen.new_items(feed, 3)
+    before = {i.guid for i in feedgen.items_of(feed)}
+    after = [i.guid for i in feedgen.items_of(later)]
+    assert len(after) == feed.n_items
+    assert len(set(after) - before) == 3
+    assert set(after[3:]) <= before
+    assert later.etag != feed.etag
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    store = bench_server.build_store(20, seed=1, items_scale=0.5)
+    yield bench_server.start_server_thread(store)
+
+
+def _get(port: int, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers=headers or {})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response
+
+
+def test_server_answers_304_to_its_own_validators(port: int) -> None:
+    first = _get(port, "/f/4")
+    assert first.status == 200
+    etag, modified = first.getheader("ETag"), first.getheader("Last-Modified")
+    assert etag and modified
+    assert _get(port, "/f/4", {"If-None-Match": etag}).status == 304
+    assert _get(port, "/f/4", {"If-Modified-Since": modified}).status == 304
+    assert _get(port, "/f/4", {"If-None-Match": '"other"'}).status == 200
+
+
+def test_server_state_moves_a_tenth_of_feeds(port: int) -> None:
+    etags = {i: _get(port, f"/f/{i}").getheader("ETag") for i in range(20)}
+    changed = _get(port, "/_state?gen=1&every=10&k=3")
+    assert changed.status == 200
+    moved = [i for i in range(20) if _get(port, f"/f/{i}").getheader("ETag") != etags[i]]
+    assert moved == [7, 17]
+    _get(port, "/_state?gen=0")
+    assert _get(port, "/f/7").getheader("ETag") == etags[7]
+
+
+def test_unknown_feed_is_404(port: int) -> None:
+    assert _get(port, "/f/999").status == 404
