@@ -202,35 +202,54 @@ class CycleDeps:
     settings: MonitorSettings
     clock: Callable[[], datetime]
     rand: random.Random = field(default_factory=random.Random)
-    #: Parse in worker processes when given (parsing is the largest CPU cost of a cycle).
-    executor: Executor | None = None
+    #: Worker processes for parsing and matching, asked for once a cycle has
+    #: `parallel_from` bodies to parse (a steady cycle of a few changed feeds never starts them).
+    parse_pool: Callable[[], Executor | None] | None = None
+    parallel_from: int = 50
     #: Called after each feed, e.g. to advance a progress bar.
     on_feed: Callable[[FeedOutcome], None] | None = None
     #: Version of the watchlist the matcher was compiled from, recorded with the cycle.
     watchlist_version: str | None = None
-    #: Lets worker processes match as they parse (given with `executor`).
+    #: Lets worker processes match as they parse.
     watchlist: WatchlistRef | None = None
 
 
 async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleReport:
     """Poll `feeds` concurrently (the fetcher enforces global and per-host limits).
 
-    The event loop only does network I/O. Parsing runs in `deps.executor` (worker processes)
-    or, without one, in the storage thread; matching and every database write run in one
+    The event loop only does network I/O. Parsing runs in worker processes (`deps.parse_pool`)
+    or, for small cycles, in the storage thread; matching and every database write run in one
     storage thread, so writes are serialised and a busy CPU never stalls fetches in flight
     (which would otherwise eat into their deadlines)."""
     started = deps.clock()
     loop = asyncio.get_running_loop()
     states = FeedStates(deps.storage)
+    route = ParseRoute(deps.parse_pool, deps.parallel_from)
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-store") as store:
         # Catch up first: items a crash left without a story are placed before new ones.
         await loop.run_in_executor(store, deps.storage.assign_pending_stories, started)
-        polls = (_poll_reported(deps, store, states, feed) for feed in feeds)
+        polls = (_poll_reported(deps, store, states, route, feed) for feed in feeds)
         outcomes = await asyncio.gather(*polls)
         await loop.run_in_executor(store, states.flush)
         if any(o.new_items for o in outcomes):
             await loop.run_in_executor(store, deps.storage.assign_pending_stories, deps.clock())
     return CycleReport(started, deps.clock(), tuple(outcomes), deps.watchlist_version)
+
+
+class ParseRoute:
+    """Where the cycle's next body is parsed: the storage thread for the first few, worker
+    processes (started on demand) once there are enough to repay starting them."""
+
+    def __init__(self, pool: Callable[[], Executor | None] | None, threshold: int) -> None:
+        self._pool = pool
+        self._threshold = threshold
+        self._bodies = 0
+
+    def next_executor(self) -> Executor | None:
+        self._bodies += 1
+        if self._pool is None or self._bodies < self._threshold:
+            return None
+        return self._pool()
 
 
 class FeedStates:
@@ -258,9 +277,9 @@ class FeedStates:
 
 
 async def _poll_reported(
-    deps: CycleDeps, store: Executor, states: FeedStates, feed: FeedForUpdate
+    deps: CycleDeps, store: Executor, states: FeedStates, route: ParseRoute, feed: FeedForUpdate
 ) -> FeedOutcome:
-    outcome = await poll_feed(deps, store, states, feed)
+    outcome = await poll_feed(deps, store, states, route, feed)
     if outcome.status == "failed":
         log.warning("feed %s failed: %s", feed.url, outcome.error)
     for warning in outcome.warnings:
@@ -271,7 +290,7 @@ async def _poll_reported(
 
 
 async def poll_feed(
-    deps: CycleDeps, store: Executor, states: FeedStates, feed: FeedForUpdate
+    deps: CycleDeps, store: Executor, states: FeedStates, route: ParseRoute, feed: FeedForUpdate
 ) -> FeedOutcome:
     """Fetch, parse, match and store one feed; its failure is recorded, not raised."""
     loop = asyncio.get_running_loop()
@@ -288,9 +307,8 @@ async def poll_feed(
         intent = _success_intent(deps, feed, fetched, now, None, None)
         await loop.run_in_executor(store, states.add, intent)
         return FeedOutcome(feed.id, feed.url, "not_modified")
-    parsed = await loop.run_in_executor(
-        deps.executor or store, _parse_job(deps, fetched, feed, now)
-    )
+    pool = route.next_executor()
+    parsed = await loop.run_in_executor(pool or store, _parse_job(deps, fetched, feed, now, pool))
     if parsed.error is not None:
         intent = _failure_intent(deps, feed, parsed.error, fetched.status, None)
         await loop.run_in_executor(store, states.add, intent)
@@ -304,7 +322,11 @@ async def poll_feed(
 
 
 def _parse_job(
-    deps: CycleDeps, fetched: FetchResult, feed: FeedForUpdate, now: datetime
+    deps: CycleDeps,
+    fetched: FetchResult,
+    feed: FeedForUpdate,
+    now: datetime,
+    pool: Executor | None,
 ) -> Callable[[], ParseOutcome]:
     """A picklable call of `parse_and_normalise`, for a worker process or a thread."""
     assert fetched.body is not None
@@ -316,7 +338,7 @@ def _parse_job(
         now,
         deps.settings.http.max_items_per_feed,
         feed.lang,
-        deps.watchlist if deps.executor is not None else None,
+        deps.watchlist if pool is not None else None,
     )
 
 

@@ -98,9 +98,7 @@ class Monitor:
             on_start(len(feeds))
         version = matcher.watchlist.version if matcher else None
         cycle_id = self.storage.start_cycle(now, version)
-        report = asyncio.run(
-            self._run(feeds, matcher, version, on_feed, self._parse_pool(len(feeds)))
-        )
+        report = asyncio.run(self._run(feeds, matcher, version, on_feed))
         self.storage.finish_cycle(cycle_id, _summary(report))
         if report.new_matches:
             self.deliver("immediate")
@@ -112,7 +110,6 @@ class Monitor:
         matcher: Matcher | None,
         version: str | None,
         on_feed: Callable[[FeedOutcome], None] | None,
-        pool: Executor | None,
     ) -> CycleReport:
         async with Fetcher(self.config.settings.http) as fetcher:
             deps = CycleDeps(
@@ -121,7 +118,8 @@ class Monitor:
                 matcher=matcher,
                 settings=self.config.settings,
                 clock=self.clock,
-                executor=pool,
+                parse_pool=self._parse_pool,
+                parallel_from=self.config.settings.schedule.parallel_from,
                 on_feed=on_feed,
                 watchlist_version=version,
                 watchlist=self._watchlist_ref(version),
@@ -138,14 +136,13 @@ class Monitor:
             str(corpus.resolve()) if corpus.is_dir() else None,
         )
 
-    def _parse_pool(self, feed_count: int) -> Executor | None:
-        """Worker processes for parsing, started once for cycles big enough to gain from them."""
-        settings = self.config.settings.schedule
-        workers = settings.parse_workers
+    def _parse_pool(self) -> Executor | None:
+        """Worker processes for parsing and matching, started on first demand and kept."""
+        workers = self.config.settings.schedule.parse_workers
         if workers < 0:
             cores = os.cpu_count() or 1
             workers = cores if cores > 1 else 0
-        if self._pool is None and workers > 0 and feed_count >= settings.parallel_from:
+        if self._pool is None and workers > 0:
             context = multiprocessing.get_context("forkserver")
             self._pool = ProcessPoolExecutor(workers, mp_context=context)
         return self._pool

@@ -106,8 +106,9 @@ class ScheduleSettings(Strict):
     max_backoff: Duration = 86400.0
     #: Feeds polled per cycle at most (the rest wait for the next tick).
     batch_size: int = Field(1000, ge=1)
-    #: Processes that parse feeds: -1 one per core when there are several, 0 none (parse
-    #: in the storage thread), N exactly N. Used for cycles of at least `parallel_from` feeds.
+    #: Processes that parse and match feeds: -1 one per core when there are several, 0 none
+    #: (parse in the storage thread), N exactly N. Started once a cycle has `parallel_from`
+    #: bodies to parse, then kept for the life of the process.
     parse_workers: int = Field(-1, ge=-1, le=64)
     parallel_from: int = Field(50, ge=1)
 
