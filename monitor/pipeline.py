@@ -25,6 +25,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache, partial
@@ -206,6 +207,8 @@ class CycleDeps:
     #: `parallel_from` bodies to parse (a steady cycle of a few changed feeds never starts them).
     parse_pool: Callable[[], Executor | None] | None = None
     parallel_from: int = 50
+    #: Called when a worker process died, so the owner can replace the pool.
+    parse_pool_broken: Callable[[], None] | None = None
     #: Called after each feed, e.g. to advance a progress bar.
     on_feed: Callable[[FeedOutcome], None] | None = None
     #: Version of the watchlist the matcher was compiled from, recorded with the cycle.
@@ -224,7 +227,7 @@ async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleRep
     started = deps.clock()
     loop = asyncio.get_running_loop()
     states = FeedStates(deps.storage)
-    route = ParseRoute(deps.parse_pool, deps.parallel_from)
+    route = ParseRoute(deps.parse_pool, deps.parallel_from, deps.parse_pool_broken)
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-store") as store:
         # Catch up first: items a crash left without a story are placed before new ones.
         await loop.run_in_executor(store, deps.storage.assign_pending_stories, started)
@@ -238,11 +241,18 @@ async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleRep
 
 class ParseRoute:
     """Where the cycle's next body is parsed: the storage thread for the first few, worker
-    processes (started on demand) once there are enough to repay starting them."""
+    processes (started on demand) once there are enough to repay starting them, and the
+    storage thread again for the rest of the cycle if a worker process dies."""
 
-    def __init__(self, pool: Callable[[], Executor | None] | None, threshold: int) -> None:
+    def __init__(
+        self,
+        pool: Callable[[], Executor | None] | None,
+        threshold: int,
+        on_broken: Callable[[], None] | None = None,
+    ) -> None:
         self._pool = pool
         self._threshold = threshold
+        self._on_broken = on_broken
         self._bodies = 0
 
     def next_executor(self) -> Executor | None:
@@ -250,6 +260,14 @@ class ParseRoute:
         if self._pool is None or self._bodies < self._threshold:
             return None
         return self._pool()
+
+    def broken(self) -> None:
+        """A worker died (killed, out of memory): stop using the pool; the owner replaces it."""
+        if self._pool is not None:
+            log.error("a parse worker process died; parsing in the storage thread for now")
+            self._pool = None
+            if self._on_broken:
+                self._on_broken()
 
 
 class FeedStates:
@@ -308,7 +326,13 @@ async def poll_feed(
         await loop.run_in_executor(store, states.add, intent)
         return FeedOutcome(feed.id, feed.url, "not_modified")
     pool = route.next_executor()
-    parsed = await loop.run_in_executor(pool or store, _parse_job(deps, fetched, feed, now, pool))
+    try:
+        parsed = await loop.run_in_executor(
+            pool or store, _parse_job(deps, fetched, feed, now, pool)
+        )
+    except BrokenProcessPool:
+        route.broken()
+        parsed = await loop.run_in_executor(store, _parse_job(deps, fetched, feed, now, None))
     if parsed.error is not None:
         intent = _failure_intent(deps, feed, parsed.error, fetched.status, None)
         await loop.run_in_executor(store, states.add, intent)

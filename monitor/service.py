@@ -119,6 +119,7 @@ class Monitor:
                 settings=self.config.settings,
                 clock=self.clock,
                 parse_pool=self._parse_pool,
+                parse_pool_broken=self._discard_pool,
                 parallel_from=self.config.settings.schedule.parallel_from,
                 on_feed=on_feed,
                 watchlist_version=version,
@@ -146,6 +147,12 @@ class Monitor:
             context = multiprocessing.get_context("forkserver")
             self._pool = ProcessPoolExecutor(workers, mp_context=context)
         return self._pool
+
+    def _discard_pool(self) -> None:
+        """Drop a pool whose worker died; the next cycle that needs one starts a fresh one."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def close(self) -> None:
         """Stop the parsing processes, if any were started."""

@@ -9,7 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -380,3 +383,53 @@ def test_worker_matcher_refuses_a_stale_watchlist_version() -> None:
 
     version = load_watchlist(Path(path)).version
     assert _worker_matcher(WatchlistRef(path, version, None)) is not None
+
+
+def test_python_dash_m_with_worker_processes(feed_server: FeedServer, tmp_path: Path) -> None:
+    for f in range(3):
+        feed_server.add(f"/p{f}.xml", body=rss(f, range(4)))
+    config_dir = make_config(
+        tmp_path / "c",
+        f"sqlite:///{tmp_path / 'p.db'}",
+        [feed_server.url(f"/p{f}.xml") for f in range(3)],
+    )
+    with (config_dir / "monitor.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("schedule:\n  parse_workers: 2\n  parallel_from: 1\n")
+    result = run_cli("poll", "--config-dir", str(config_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "3 fetched, 0 not modified, 0 failed; 12 new items" in result.stdout
+
+
+class _DeadPool(Executor):
+    """A process pool whose workers have died."""
+
+    def submit(
+        self, fn: Callable[..., object], /, *args: object, **kwargs: object
+    ) -> Future[object]:
+        raise BrokenProcessPool("a worker was killed")
+
+
+def test_a_dead_worker_pool_degrades_to_the_storage_thread(
+    feed_server: FeedServer, sqlite_engine: Engine, tmp_path: Path, monitors: list[Monitor]
+) -> None:
+    urls = []
+    for f in range(4):
+        feed_server.add(f"/d{f}.xml", body=rss(f, range(3)))
+        urls.append(feed_server.url(f"/d{f}.xml"))
+    monitor = make_monitor(
+        make_config(tmp_path / "c", str(sqlite_engine.url), urls), sqlite_engine, monitors
+    )
+    discarded = []
+    monitor._parse_pool = lambda: _DeadPool()  # type: ignore[method-assign]
+    monitor._discard_pool = lambda: discarded.append(True)  # type: ignore[method-assign]
+    monitor.config = replace(
+        monitor.config,
+        settings=monitor.config.settings.model_copy(
+            update={
+                "schedule": monitor.config.settings.schedule.model_copy(update={"parallel_from": 1})
+            }
+        ),
+    )
+    report = monitor.poll(due_only=False)
+    assert (report.count("fetched"), report.new_items, report.new_matches) == (4, 12, 4)
+    assert discarded == [True]  # reported once, then the cycle stopped asking for the pool
