@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from monitor.errors import ConfigError
+from monitor.jsonl import read_rows
 from monitor.match import Matcher, evidence_to_json
 from monitor.types import Lang, MatchResult
 
@@ -100,30 +100,12 @@ class Report:
 
 def load_eval_items(path: Path) -> list[EvalItem]:
     """Read a JSONL file (or `items.jsonl` in a directory); errors name the file and line."""
-    if path.is_dir():
-        path = path / "items.jsonl"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read evaluation set: {e}") from e
-    items = [_parse_line(path, n, line) for n, line in enumerate(lines, 1) if line.strip()]
-    if not items:
-        raise ConfigError(f"{path}: no items")
-    return items
+    return [_item(where, row) for where, row in read_rows(path, _REQUIRED)]
 
 
-def _parse_line(path: Path, number: int, line: str) -> EvalItem:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}:{number}: invalid JSON: {e.msg}") from e
-    if not isinstance(row, dict):
-        raise ConfigError(f"{path}:{number}: expected a JSON object")
-    missing = [k for k in _REQUIRED if not isinstance(row.get(k), str)]
-    if missing:
-        raise ConfigError(f"{path}:{number}: missing or non-text key(s): {', '.join(missing)}")
+def _item(where: str, row: dict[str, Any]) -> EvalItem:
     if row["label"] not in _LABELS:
-        raise ConfigError(f"{path}:{number}: label: expected one of {', '.join(_LABELS)}")
+        raise ConfigError(f"{where}: label: expected one of {', '.join(_LABELS)}")
     lang = row["lang"] if row["lang"] in _LANGS else "other"
     return EvalItem(
         id=row["id"],

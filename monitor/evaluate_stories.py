@@ -8,15 +8,16 @@ in-memory word index like the one storage keeps.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 from monitor.errors import ConfigError
+from monitor.jsonl import read_rows
 from monitor.stories import (
     Candidate,
     Prepared,
@@ -70,26 +71,10 @@ _REQUIRED = ("id", "story", "link", "title", "summary", "published")
 
 def load_labelled(path: Path) -> list[LabelledItem]:
     """Read items.jsonl (or a directory holding it); errors name the file and line."""
-    if path.is_dir():
-        path = path / "items.jsonl"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the labelled set: {e.strerror or e}") from e
-    return [_parse_line(path, n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    return [_item(where, row) for where, row in read_rows(path, _REQUIRED)]
 
 
-def _parse_line(path: Path, number: int, line: str) -> LabelledItem:
-    where = f"{path}:{number}"
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{where}: not valid JSON: {e.msg}") from e
-    if not isinstance(row, dict):
-        raise ConfigError(f"{where}: expected a JSON object")
-    missing = [key for key in _REQUIRED if not isinstance(row.get(key), str)]
-    if missing:
-        raise ConfigError(f"{where}: missing or non-text key(s): {', '.join(missing)}")
+def _item(where: str, row: dict[str, Any]) -> LabelledItem:
     try:
         published = datetime.fromisoformat(row["published"].replace("Z", "+00:00"))
     except ValueError as e:

@@ -230,7 +230,7 @@ def test_labelled_set_errors_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"items.jsonl:1: missing .*story"):
         load_labelled(tmp_path)
     bad.write_text("not json\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"items.jsonl:1: not valid JSON"):
+    with pytest.raises(ConfigError, match=r"items.jsonl:1: invalid JSON"):
         load_labelled(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load_labelled(tmp_path / "missing.jsonl")
