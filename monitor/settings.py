@@ -277,6 +277,17 @@ class FeedsFile(Strict):
     defaults: FeedDefaults = FeedDefaults()
     feeds: tuple[FeedEntry, ...] = ()
 
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _empty_feeds(cls, value: object) -> object:
+        """`feeds:` with nothing under it (YAML null) means no feeds, not an error."""
+        return () if value is None else value
+
+    @field_validator("defaults", mode="before")
+    @classmethod
+    def _empty_defaults(cls, value: object) -> object:
+        return {} if value is None else value
+
     @model_validator(mode="after")
     def _unique_urls(self) -> FeedsFile:
         seen: set[str] = set()

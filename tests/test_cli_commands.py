@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,3 +199,78 @@ def test_run_polls_on_schedule_and_stops_cleanly_on_sigterm(
     assert "monitor stopped" in out
     health = run_cli("health", "--max-age", "5m", "--config-dir", str(config_dir), cwd=tmp_path)
     assert health.returncode == 0, health.stderr
+
+
+def test_match_url_fetches_a_feed_or_a_page_and_explains(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feed_server.add("/feed.xml", body=rss(1, range(1)))  # item 0 is topical
+    feed_server.add(
+        "/page.html",
+        body=b"<html><head><title>Weather</title></head><body><p>Light winds today.</p></body>"
+        b"</html>",
+        content_type="text/html; charset=utf-8",
+    )
+    config_dir = make_config(tmp_path / "c", f"sqlite:///{tmp_path / 'u.db'}", [])
+    c = str(config_dir)
+    feed = run_cli(
+        "match",
+        "--url",
+        feed_server.url("/feed.xml"),
+        "--format",
+        "json",
+        "--config-dir",
+        c,
+        cwd=tmp_path,
+    )
+    assert feed.returncode == 0, feed.stderr
+    verdict = json.loads(feed.stdout)
+    assert verdict["matched"] is True
+    assert any(h["field"] == "title" for h in verdict["hits"])
+    page = run_cli(
+        "match",
+        "--url",
+        feed_server.url("/page.html"),
+        "--format",
+        "json",
+        "--config-dir",
+        c,
+        cwd=tmp_path,
+    )
+    assert page.returncode == 0, page.stderr
+    assert json.loads(page.stdout)["matched"] is False
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    (strict / "monitor.yaml").write_text(f"database:\n  url: sqlite:///{tmp_path / 's.db'}\n")
+    refused = run_cli(
+        "match", "--url", feed_server.url("/feed.xml"), "--config-dir", str(strict), cwd=tmp_path
+    )
+    assert refused.returncode != 0 and "loopback" in refused.stderr
+
+
+def _all_commands() -> list[list[str]]:
+    """Every leaf command of the CLI, walked from the Click tree Typer builds."""
+    import typer.main
+
+    from monitor.cli import app
+
+    def walk(command: Any, path: list[str]) -> list[list[str]]:
+        if hasattr(command, "commands"):  # a group (Typer vendors its own click)
+            found = [path] if command.invoke_without_command and path else []
+            for name, sub in command.commands.items():
+                found += walk(sub, [*path, name])
+            return found
+        return [path]
+
+    return walk(typer.main.get_command(app), [])
+
+
+@pytest.mark.parametrize("command", _all_commands(), ids=" ".join)
+def test_every_command_takes_config_dir(command: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "--config-dir" in result.output

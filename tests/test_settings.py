@@ -170,3 +170,8 @@ def test_fast_yaml_equals_round_trip_on_shipped_files(name: str) -> None:
 
     path = ROOT / "config" / name
     assert yamlio.load_plain(path) == json.loads(json.dumps(yamlio.load(path)))
+
+
+def test_an_empty_feeds_key_means_no_feeds(tmp_path: Path) -> None:
+    write(tmp_path, "feeds.yaml", "# nothing yet\nfeeds:\n")
+    assert load_config(tmp_path, {}).feeds == ()

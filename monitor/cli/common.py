@@ -50,6 +50,13 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def use_config_dir(ctx: typer.Context, option: Path | None) -> None:
+    """A command's own --config-dir wins over one given before the command name."""
+    if option is not None:
+        root = ctx.find_root()
+        root.obj = {**(root.obj or {}), "config_dir": option}
+
+
 def config_dir(ctx: typer.Context | None, option: Path | None = None) -> Path:
     root = (ctx.find_root().obj or {}).get("config_dir") if ctx is not None else None
     return option or root or config_dir_from(None, os.environ)

@@ -13,7 +13,15 @@ from rich.table import Table
 
 from alerts.render import Format
 from alerts.service import DeliveryReport, deliver, preview, resend
-from monitor.cli.common import console, fail, load_runtime, print_json, utcnow
+from monitor.cli.common import (
+    ConfigDirOption,
+    console,
+    fail,
+    load_runtime,
+    print_json,
+    use_config_dir,
+    utcnow,
+)
 from monitor.errors import MonitorError
 from monitor.settings import Config
 from monitor.store import digests as rows
@@ -45,8 +53,10 @@ def preview_command(
     open_: Annotated[
         bool, typer.Option("--open", help="Write the HTML to a temp file and open a browser.")
     ] = False,
+    config_dir_opt: ConfigDirOption = None,
 ) -> None:
     """Render the digest a channel would get now; nothing is recorded or marked."""
+    use_config_dir(ctx, config_dir_opt)
     if fmt not in FORMATS:
         fail(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     rt = load_runtime(ctx)
@@ -85,8 +95,13 @@ def _print_reports(reports: list[DeliveryReport]) -> None:
 
 
 @app.command("send")
-def send_command(ctx: typer.Context, channel: ChannelOption = None) -> None:
+def send_command(
+    ctx: typer.Context,
+    channel: ChannelOption = None,
+    config_dir_opt: ConfigDirOption = None,
+) -> None:
     """Deliver now: due re-sends first, then a new digest of undelivered matches."""
+    use_config_dir(ctx, config_dir_opt)
     rt = load_runtime(ctx)
     try:
         reports = deliver(
@@ -125,8 +140,10 @@ def list_command(
     limit: Annotated[int, typer.Option("--limit", "-n", help="Digests shown.")] = 30,
     all_: Annotated[bool, typer.Option("--all", help="Include skipped digests.")] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    config_dir_opt: ConfigDirOption = None,
 ) -> None:
     """Digest history, newest first: status, attempts and last error."""
+    use_config_dir(ctx, config_dir_opt)
     rt = load_runtime(ctx)
     with rt.engine.connect() as conn:
         records = rows.list_digests(conn, channel=channel, limit=limit, skipped=all_)
@@ -171,8 +188,10 @@ def _escape(text: str) -> str:
 def resend_command(
     ctx: typer.Context,
     digest_id: Annotated[int, typer.Argument(help="Digest id (see `digest list`).")],
+    config_dir_opt: ConfigDirOption = None,
 ) -> None:
     """Re-deliver a digest as recorded: same content, same Message-ID."""
+    use_config_dir(ctx, config_dir_opt)
     rt = load_runtime(ctx)
     try:
         report = resend(

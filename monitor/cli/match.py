@@ -12,7 +12,15 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from monitor.cli.common import console, fail, load_config_or_exit, print_json, print_problems
+from monitor.cli.common import (
+    ConfigDirOption,
+    console,
+    fail,
+    load_config_or_exit,
+    print_json,
+    print_problems,
+    use_config_dir,
+)
 from monitor.errors import ConfigError, MonitorError
 from monitor.evaluate import Outcome, Report, evaluate, load_eval_items, report_to_json
 from monitor.match import Matcher, evidence_to_json
@@ -64,8 +72,10 @@ def match(
     fmt: FormatOpt = "text",
     watchlist: WatchlistOption = None,
     corpus: CorpusOption = None,
+    config_dir_opt: ConfigDirOption = None,
 ) -> None:
     """Match one item against the watchlist and show the verdict with its evidence."""
+    use_config_dir(ctx, config_dir_opt)
     if fmt not in ("text", "json"):
         fail("--format: expected text or json")
     fields = {"title": title, "summary": text or "", "content": ""}
@@ -156,8 +166,10 @@ def eval_(
     fmt: FormatOpt = "text",
     watchlist: WatchlistOption = None,
     corpus: CorpusOption = None,
+    config_dir_opt: ConfigDirOption = None,
 ) -> None:
     """Evaluate the matcher on a labelled set: precision, recall, F1, misses and false alarms."""
+    use_config_dir(ctx, config_dir_opt)
     if fmt not in ("text", "json"):
         fail("--format: expected text or json")
     matcher = _matcher_or_exit(ctx, watchlist, corpus)

@@ -13,14 +13,15 @@ from monitor.cli.common import (
     ConfigDirOption,
     console,
     fail,
+    load_config_or_exit,
     load_runtime,
     print_json,
     since_option,
+    use_config_dir,
     utcnow,
 )
 from monitor.errors import ConfigError
 from monitor.evaluate_stories import format_report, run, sweep
-from monitor.settings import StoriesSettings
 from monitor.store.stories import StoryView, get_story, list_stories
 from monitor.stories import StoryRules
 
@@ -139,6 +140,7 @@ def show(
 
 
 def eval_stories(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Labelled set: items.jsonl or its directory.")],
     threshold: Annotated[
         float | None, typer.Option(help="Similarity at zero time apart [default: settings].")
@@ -149,9 +151,11 @@ def eval_stories(
     table: Annotated[
         bool, typer.Option("--sweep", help="Print precision/recall over a grid instead.")
     ] = False,
+    config_dir_opt: ConfigDirOption = None,
 ) -> None:
     """Cluster a labelled set and print pairwise precision, recall, F1 and the mistakes."""
-    defaults = StoryRules.from_settings(StoriesSettings())
+    use_config_dir(ctx, config_dir_opt)
+    defaults = StoryRules.from_settings(load_config_or_exit(ctx).settings.stories)
     rules = StoryRules(
         defaults.window,
         defaults.threshold if threshold is None else threshold,

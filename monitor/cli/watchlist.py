@@ -9,7 +9,15 @@ import typer
 from rich.table import Table
 
 from monitor import yamlio
-from monitor.cli.common import config_dir, console, fail, print_json, print_problems
+from monitor.cli.common import (
+    ConfigDirOption,
+    config_dir,
+    console,
+    fail,
+    print_json,
+    print_problems,
+    use_config_dir,
+)
 from monitor.errors import ConfigError
 from monitor.watchlist import (
     ActorType,
@@ -39,8 +47,10 @@ def list_(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
     watchlist: PathOption = None,
+    config_dir_opt: ConfigDirOption = None,
 ) -> None:
     """Actors with aliases and status, topics with terms and thresholds."""
+    use_config_dir(ctx, config_dir_opt)
     path = watchlist_path(ctx, watchlist)
     try:
         wl = load_watchlist(path)
@@ -112,8 +122,10 @@ def add_actor_cmd(
         None
     ),
     watchlist: PathOption = None,
+    config_dir_opt: ConfigDirOption = None,
 ) -> None:
     """Add a curated actor; the file is validated before it is written (comments kept)."""
+    use_config_dir(ctx, config_dir_opt)
     if actor_type not in _TYPES:
         fail(f"--type: expected one of {', '.join(_TYPES)}")
     path = watchlist_path(ctx, watchlist)
@@ -137,8 +149,10 @@ def add_term_cmd(
     term: Annotated[str, typer.Argument(help="The word or phrase.")],
     lang: Annotated[str | None, typer.Option("--lang", help="en, ru or uk.")] = None,
     watchlist: PathOption = None,
+    config_dir_opt: ConfigDirOption = None,
 ) -> None:
     """Add a term to a topic; the file is validated before it is written (comments kept)."""
+    use_config_dir(ctx, config_dir_opt)
     if lang is not None and lang not in ("en", "ru", "uk"):
         fail("--lang: expected en, ru or uk")
     path = watchlist_path(ctx, watchlist)
