@@ -26,7 +26,7 @@ from typing import Any, Literal, NamedTuple, cast
 
 from monitor.similarity import SeedIndex
 from monitor.types import FieldName, Hit, Item, Lang, MatchResult, TopicScore
-from monitor.watchlist import Actor, Topic, Watchlist, load_watchlist
+from monitor.watchlist import Actor, Phrase, Topic, Watchlist, load_watchlist
 
 # --- text normalisation shared by phrases and items ------------------------------------------
 
@@ -669,26 +669,30 @@ _FIELD_ORDER: Mapping[FieldName, int] = {"title": 0, "summary": 1, "content": 2}
 
 
 def _entries(watchlist: Watchlist) -> list[Entry]:
-    entries: list[Entry] = []
     ids = {a.id for a in watchlist.actors} | {t.id for t in watchlist.topics}
+    entries: list[Entry] = []
     for actor in watchlist.actors:
-        if actor.status == "rejected":
-            continue
-        for alias in actor.aliases:
-            entries.append(Entry("actor", actor.id, alias.text, alias.weight, alias.needs_context))
-        entries += [Entry("exclude", actor.id, x, owner="actor") for x in actor.exclude]
-        entries += [
-            Entry("context", actor.id, c, owner="actor") for c in actor.context if c not in ids
-        ]
+        entries += _rule_entries("actor", actor.id, actor.status, actor.aliases, actor, ids)
     for topic in watchlist.topics:
-        if topic.status == "rejected":
-            continue
-        for term in topic.terms:
-            entries.append(Entry("topic", topic.id, term.text, term.weight, term.needs_context))
-        entries += [Entry("exclude", topic.id, x, owner="topic") for x in topic.exclude]
-        entries += [
-            Entry("context", topic.id, c, owner="topic") for c in topic.context if c not in ids
-        ]
+        entries += _rule_entries("topic", topic.id, topic.status, topic.terms, topic, ids)
+    return entries
+
+
+def _rule_entries(
+    kind: Literal["actor", "topic"],
+    target: str,
+    status: str,
+    phrases: Sequence[Phrase],
+    rule: Actor | Topic,
+    ids: set[str],
+) -> list[Entry]:
+    """An actor's aliases or a topic's terms, plus its exclusions and its context phrases
+    (context given as another actor or topic id is resolved by id, not searched as text)."""
+    if status == "rejected":
+        return []
+    entries = [Entry(kind, target, p.text, p.weight, p.needs_context) for p in phrases]
+    entries += [Entry("exclude", target, x, owner=kind) for x in rule.exclude]
+    entries += [Entry("context", target, c, owner=kind) for c in rule.context if c not in ids]
     return entries
 
 
