@@ -7,8 +7,8 @@ little, as real coverage of one region does); each event is reported by several 
 reword it (drop, swap and add words). Each item is first seen shortly after it was published.
 History is stored in time order at `--per-day` items a day (so the 72 h window holds about three
 days of it), then a probe of new items arrives after it as one cycle. Stories are assigned as the
-pipeline does: items are inserted per feed, then `assign_pending` places the whole cycle in
-one call. Prints Markdown tables.
+pipeline does: items are saved per feed through `Storage.save_items`, then
+`assign_pending_stories` places the whole cycle in one call. Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from sqlalchemy import Engine, insert, text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.settings import StoriesSettings
+from monitor.store import Storage
 from monitor.store.engine import make_engine
-from monitor.store.items import insert_items
 from monitor.store.migrate import upgrade
 from monitor.store.schema import feeds
-from monitor.store.stories import StoryIndex, assign_pending, sync_index
+from monitor.store.stories import sync_index
 from monitor.types import Item
 
 NOW = datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
@@ -57,7 +57,8 @@ class Generator:
 
     def event(self) -> list[str]:
         core = {self.rng.choice(self.words) for _ in range(16)}
-        return list(core | {self._common_word() for _ in range(4)})
+        # Sorted: a set's order follows string hashes, which differ between processes.
+        return sorted(core | {self._common_word() for _ in range(4)})
 
     def report(self, event: list[str], at: datetime) -> Item:
         self.serial += 1
@@ -116,26 +117,26 @@ def fresh_engine(directory: Path, name: str) -> Engine:
 
 
 def run_cycle(
-    engine: Engine, items: list[Item], now: datetime, index: StoryIndex, per_feed: int = 100
+    storage: Storage, items: list[Item], now: datetime, per_feed: int = 100
 ) -> tuple[float, float]:
-    """Insert a cycle's items feed by feed, then assign them in one call; (insert s, assign s)."""
+    """Save a cycle's items feed by feed (as the pipeline does), then assign them in one call;
+    (insert s, assign s)."""
     t0 = time.perf_counter()
     for n, start in enumerate(range(0, len(items), per_feed)):
-        with engine.begin() as conn:
-            insert_items(conn, n % 100 + 1, items[start : start + per_feed])
+        chunk = items[start : start + per_feed]
+        storage.save_items(n % 100 + 1, chunk, [None] * len(chunk), now)
     t1 = time.perf_counter()
-    with engine.begin() as conn:
-        placed = assign_pending(conn, index, SETTINGS, now)
+    placed = storage.assign_pending_stories(now)
     t2 = time.perf_counter()
     assert placed == len(items), (placed, len(items))
     return t1 - t0, t2 - t1
 
 
-def run_cycles(engine: Engine, items: list[Item], cycle: int, index: StoryIndex) -> None:
+def run_cycles(storage: Storage, items: list[Item], cycle: int) -> None:
     """Store time-ordered items as cycles of `cycle` items, each "now" at its last item."""
     for start in range(0, len(items), cycle):
         chunk = items[start : start + cycle]
-        run_cycle(engine, chunk, max(i.first_seen_at for i in chunk), index)
+        run_cycle(storage, chunk, max(i.first_seen_at for i in chunk))
 
 
 def in_time_order(items: Iterator[Item]) -> list[Item]:
@@ -148,7 +149,7 @@ def cold_cycle(directory: Path, count: int) -> None:
     items = list(gen.items(count, NOW - timedelta(days=2), timedelta(days=2)))
     items = [replace(i, first_seen_at=NOW) for i in items]
     engine = fresh_engine(directory, "cold")
-    insert_s, cluster_s = run_cycle(engine, items, NOW, StoryIndex())
+    insert_s, cluster_s = run_cycle(Storage(engine, SETTINGS), items, NOW)
     with engine.connect() as conn:
         stories = conn.execute(text("SELECT count(*) FROM stories")).scalar()
     engine.dispose()
@@ -170,33 +171,34 @@ def history_growth(directory: Path, sizes: list[int], cycle: int, probe: int, pe
     print("| stored items | in index | index rebuild (s) | probe assignment (s) | µs/item |")
     print("|---|---|---|---|---|")
     stored = 0
-    index = StoryIndex()
+    storage = Storage(engine, SETTINGS)
     for size in sizes:
         span = timedelta(days=(size - stored) / per_day)
         history = in_time_order(gen.items(size - stored, start, span))
-        run_cycles(engine, history, cycle, index)
+        run_cycles(storage, history, cycle)
         stored, start = size, start + span
-        rebuild_s, index = rebuild(engine, start)
+        # A restart: a fresh Storage rebuilds its index from the database.
+        storage = Storage(engine, SETTINGS)
+        rebuild_s = rebuild(storage, start)
         span = timedelta(days=probe / per_day)
         fresh = in_time_order(gen.items(probe, start, span))
         now = max(i.first_seen_at for i in fresh)
-        _, cluster_s = run_cycle(engine, fresh, now, index)
+        _, cluster_s = run_cycle(storage, fresh, now)
         stored, start = stored + probe, start + span
         print(
-            f"| {size} | {len(index)} | {rebuild_s:.2f} | {cluster_s:.3f} | "
+            f"| {size} | {len(storage.story_index)} | {rebuild_s:.2f} | {cluster_s:.3f} | "
             f"{cluster_s / probe * 1e6:.0f} |"
         )
         sys.stdout.flush()
     engine.dispose()
 
 
-def rebuild(engine: Engine, now: datetime) -> tuple[float, StoryIndex]:
-    """A restart: a fresh index loaded from the database, and the seconds that took."""
-    index = StoryIndex()
-    with engine.connect() as conn:
+def rebuild(storage: Storage, now: datetime) -> float:
+    """Seconds to load a fresh index from the database (as the first cycle after a restart)."""
+    with storage.engine.connect() as conn:
         t0 = time.perf_counter()
-        sync_index(conn, index, now - 2 * timedelta(seconds=SETTINGS.window), set())
-        return time.perf_counter() - t0, index
+        sync_index(conn, storage.story_index, now - 2 * timedelta(seconds=SETTINGS.window), set())
+        return time.perf_counter() - t0
 
 
 def main() -> None:

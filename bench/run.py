@@ -103,9 +103,11 @@ def sample(server: ServerProcess | None, args: Sequence[str]) -> Sample:
     )
 
 
-def ours_args(server: ServerProcess, feeds: int, work: Path, **extra: Path) -> list[str]:
+def ours_args(
+    server: ServerProcess, feeds: int, work: Path, *flags: str, **extra: Path
+) -> list[str]:
     args = ["ours", "--base", server.base, "--feeds", str(feeds), "--work", str(work)]
-    args += ["--db", str(work / "monitor.db")]
+    args += ["--db", str(work / "monitor.db"), *flags]
     for key, value in extra.items():
         args += [f"--{key}", str(value)]
     return args
@@ -138,10 +140,13 @@ class Primed:
     reader: Path
 
 
-def cold(server: ServerProcess, feeds: int, runs: int, tmp: Path, label: str) -> tuple[Row, Primed]:
-    """Every feed new: fetch, parse, normalise, dedupe, match, store. The first run's databases
-    become the starting point of the steady scenario."""
-    row = Row(label)
+def cold(
+    server: ServerProcess, feeds: int, runs: int, tmp: Path, label: str, *, clustering: bool
+) -> tuple[Row, Row, Primed]:
+    """Every feed new: fetch, parse, normalise, dedupe, match, store, cluster stories; and the
+    same cycle with story clustering off (ours only), so what clustering adds is measured.
+    The first run's databases become the starting point of the steady scenario."""
+    row, no_stories = Row(label), Row(f"{label}, story clustering off")
     server.set_state(0)
     for n in range(runs):
         work = fresh(tmp, f"{label}-ours-{n}")
@@ -150,8 +155,20 @@ def cold(server: ServerProcess, feeds: int, runs: int, tmp: Path, label: str) ->
         work_r = fresh(tmp, f"{label}-reader-{n}")
         row.reader.append(sample(server, reader_args(server, feeds, work_r)))
         log(f"{label} reader run {n + 1}: {row.reader[-1].wall_s:.2f} s")
-    primed = Primed(tmp / f"{label}-ours-0" / "monitor.db", tmp / f"{label}-reader-0" / "reader.db")
-    return row, primed
+        if not clustering:
+            continue
+        work_n = fresh(tmp, f"{label}-ours-no-stories-{n}")
+        no_stories.ours.append(sample(server, ours_args(server, feeds, work_n, "--no-stories")))
+        log(f"{label} ours without stories run {n + 1}: {no_stories.ours[-1].wall_s:.2f} s")
+    if not clustering:
+        return row, no_stories, _primed(tmp, label)
+    added = med(row.ours, lambda s: s.wall_s) / med(no_stories.ours, lambda s: s.wall_s) - 1
+    no_stories.note = f"story clustering adds {added:.0%} to the cold cycle's wall time"
+    return row, no_stories, _primed(tmp, label)
+
+
+def _primed(tmp: Path, label: str) -> Primed:
+    return Primed(tmp / f"{label}-ours-0" / "monitor.db", tmp / f"{label}-reader-0" / "reader.db")
 
 
 def steady(
@@ -227,7 +244,7 @@ def ratio(row: Row) -> str:
 
 def server_cell(row: Row) -> str:
     samples = row.ours + row.reader
-    if not samples or all(s.server_cpu_s == 0 for s in samples):
+    if not row.ours or not row.reader or all(s.server_cpu_s == 0 for s in samples):
         return "–"
     ours = med(row.ours, lambda s: s.server_cpu_s)
     theirs = med(row.reader, lambda s: s.server_cpu_s)
@@ -323,9 +340,11 @@ def feed_scenarios(
     log(f"starting the feed server ({feeds} feeds)")
     server = start_server_process(feeds, base_time=bench_time())
     try:
-        row, primed = cold(server, feeds, runs, tmp, "1. cold")
+        measure = "cold" in only
+        row, no_stories, primed = cold(server, feeds, runs, tmp, "1. cold", clustering=measure)
         row.scenario = f"1. cold, {feeds} feeds"
-        rows = [row] if "cold" in only else []
+        no_stories.scenario = f"1b. cold, {feeds} feeds, story clustering off"
+        rows = [row, no_stories] if measure else []
         if "steady" in only:
             srow = steady(server, feeds, runs, tmp, primed, "2. steady")
             srow.scenario = f"2. steady, {feeds} feeds"
@@ -349,7 +368,7 @@ def scale_scenario(sizes: Sizes, runs: int, tmp: Path) -> list[Row]:
     server = start_server_process(feeds, items_scale=sizes.scale_items, base_time=bench_time())
     try:
         log("priming both sides (one cold run each, reported as scale priming)")
-        prime, primed = cold(server, feeds, 1, tmp, "scale-prime")
+        prime, _, primed = cold(server, feeds, 1, tmp, "scale-prime", clustering=False)
         prime.scenario = f"3a. scale priming (cold), {feeds} feeds"
         row = steady(server, feeds, runs, tmp, primed, "3. scale")
         row.scenario = f"3. scale steady, {feeds} feeds"

@@ -123,8 +123,11 @@ def peak_mb() -> float:
 # --- ours ----------------------------------------------------------------------------------
 
 
-def write_config(directory: Path, db_path: Path, urls: Sequence[str]) -> Path:
-    """A config dir for the bench: SQLite in `db_path`, loopback allowed, 20 at once per host."""
+def write_config(
+    directory: Path, db_path: Path, urls: Sequence[str], *, stories: bool = True
+) -> Path:
+    """A config dir for the bench: SQLite in `db_path`, loopback allowed, 20 at once per host;
+    `stories=False` turns story clustering off (to measure what it adds to a cycle)."""
     directory.mkdir(parents=True, exist_ok=True)
     monitor_yaml = f"""
 database:
@@ -139,6 +142,8 @@ matching:
   watchlist: watchlist.yaml
   corpus: {ROOT / "corpus"}
 channels: {{}}
+stories:
+  enabled: {"true" if stories else "false"}
 """
     (directory / "monitor.yaml").write_text(monitor_yaml, encoding="utf-8")
     feeds = "\n".join(f"  - url: {u}" for u in urls)
@@ -350,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--phrases", type=int, default=150)
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--matches", type=int, default=10_000)
+    parser.add_argument("--no-stories", action="store_true", help="story clustering off")
     args = parser.parse_args(argv)
     runners: dict[str, Callable[[], Measure]] = {
         "ours": lambda: ours_poll(_prepare_ours(args), args.profile),
@@ -374,7 +380,8 @@ def _prepare_db(args: argparse.Namespace) -> Path:
 
 def _prepare_ours(args: argparse.Namespace) -> Path:
     db = _prepare_db(args)
-    return write_config(args.work / "config", db, _urls(args.base, args.feeds))
+    urls = _urls(args.base, args.feeds)
+    return write_config(args.work / "config", db, urls, stories=not args.no_stories)
 
 
 if __name__ == "__main__":

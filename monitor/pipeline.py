@@ -10,7 +10,8 @@ Read as a shell pipeline, a cycle is::
       | match                                    # pure: the compiled watchlist
       | store_items_and_matches                  # storage: one transaction per feed
       | advance_validators                       # storage: only after the items are committed
-    assign_stories                               # storage: the cycle's new items, one batch
+    assign_stories                               # storage: every few thousand new items, and
+                                                 #   the rest at the end of the cycle
     deliver immediate digests                    # alerts: after the cycle
 
 A feed's failure (network, HTTP, parse) is recorded on the feed and the cycle goes on; an
@@ -60,6 +61,7 @@ class Storage(Protocol):
         items: Sequence[Item],
         results: Sequence[MatchResult | None],
         now: datetime,
+        story_words: Sequence[str | None] | None = None,
     ) -> SaveReport: ...
 
     def update_feeds(self, intents: Sequence[FeedUpdateIntent]) -> None: ...
@@ -97,6 +99,8 @@ class ParseOutcome:
     error: str | None = None
     #: One result per item when a worker matched them; None leaves matching to the caller.
     results: tuple[MatchResult, ...] | None = None
+    #: One per item when asked for: the words story clustering compares (`story_words`).
+    story_words: tuple[str, ...] | None = None
 
 
 def parse_and_normalise(
@@ -107,11 +111,14 @@ def parse_and_normalise(
     max_items: int,
     feed_lang: str | None,
     watchlist: WatchlistRef | None = None,
+    stories: bool = False,
 ) -> ParseOutcome:
     """Bytes in, normalised items (or the reason the body is not a usable feed) out; with a
-    `watchlist`, the items are matched too (in a worker process, off the storage thread)."""
+    `watchlist`, the items are matched too, and with `stories` their story words are taken
+    (both in a worker process, off the storage thread)."""
     from monitor.normalize import normalize_entries
     from monitor.parse import parse_feed
+    from monitor.stories import story_words
 
     try:
         parsed = parse_feed(body, url=url, headers=headers)
@@ -126,6 +133,9 @@ def parse_and_normalise(
         ttl_min=parsed.ttl_min,
         warnings=tuple(warnings),
         results=tuple(matcher.match(i) for i in normalised.items) if matcher else None,
+        story_words=(
+            tuple(story_words(i.title, i.summary) for i in normalised.items) if stories else None
+        ),
     )
 
 
@@ -215,6 +225,9 @@ class CycleDeps:
     watchlist_version: str | None = None
     #: Lets worker processes match as they parse.
     watchlist: WatchlistRef | None = None
+    #: New items after which stories are assigned while the cycle goes on (the rest at its
+    #: end): clustering then overlaps fetching and parsing instead of following them.
+    story_batch: int = 5000
 
 
 async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleReport:
@@ -226,16 +239,14 @@ async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleRep
     (which would otherwise eat into their deadlines)."""
     started = deps.clock()
     loop = asyncio.get_running_loop()
-    states = FeedStates(deps.storage)
     route = ParseRoute(deps.parse_pool, deps.parallel_from, deps.parse_pool_broken)
+    states = FeedStates(deps.storage, StoryBatches(deps.storage, deps.clock, deps.story_batch))
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-store") as store:
         # Catch up first: items a crash left without a story are placed before new ones.
         await loop.run_in_executor(store, deps.storage.assign_pending_stories, started)
         polls = (_poll_reported(deps, store, states, route, feed) for feed in feeds)
         outcomes = await asyncio.gather(*polls)
         await loop.run_in_executor(store, states.flush)
-        if any(o.new_items for o in outcomes):
-            await loop.run_in_executor(store, deps.storage.assign_pending_stories, deps.clock())
     return CycleReport(started, deps.clock(), tuple(outcomes), deps.watchlist_version)
 
 
@@ -270,25 +281,56 @@ class ParseRoute:
                 self._on_broken()
 
 
+class StoryBatches:
+    """Stored items waiting for story assignment, placed in batches of at least `batch`;
+    used only from the storage thread.
+
+    Waiting is safe: an item is stored before it waits here, and items left without a story
+    by a crash are placed at the start of the next cycle."""
+
+    def __init__(self, storage: Storage, clock: Callable[[], datetime], batch: int) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._batch = batch
+        self._waiting = 0
+
+    def add(self, new_items: int) -> None:
+        self._waiting += new_items
+        if self._waiting >= self._batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._waiting:
+            self._storage.assign_pending_stories(self._clock())
+            self._waiting = 0
+
+
 class FeedStates:
-    """Feed state updates (next poll time, validators, errors) waiting to be written in
-    batches; used only from the storage thread.
+    """What a cycle still has to write after each feed's items: feed state updates (next
+    poll time, validators, errors), written in batches, and the story assignment of the new
+    items (`StoryBatches`); used only from the storage thread.
 
     Batching is safe because a feed's items are committed before its new validators are
     even queued: losing queued updates in a crash only means those feeds are fetched again,
     and their items are already known."""
 
-    def __init__(self, storage: Storage, batch: int = 200) -> None:
+    def __init__(self, storage: Storage, stories: StoryBatches, batch: int = 200) -> None:
         self._storage = storage
+        self._stories = stories
         self._batch = batch
         self._pending: list[FeedUpdateIntent] = []
 
-    def add(self, intent: FeedUpdateIntent) -> None:
+    def add(self, intent: FeedUpdateIntent, new_items: int = 0) -> None:
         self._pending.append(intent)
         if len(self._pending) >= self._batch:
-            self.flush()
+            self._write_intents()
+        self._stories.add(new_items)
 
     def flush(self) -> None:
+        self._write_intents()
+        self._stories.flush()
+
+    def _write_intents(self) -> None:
         if self._pending:
             self._storage.update_feeds(self._pending)
             self._pending = []
@@ -339,7 +381,7 @@ async def poll_feed(
         return FeedOutcome(feed.id, feed.url, "failed", error=parsed.error)
     report = await loop.run_in_executor(store, partial(_store, deps, feed, parsed, now))
     intent = _success_intent(deps, feed, fetched, now, parsed.ttl_min, parsed.title)
-    await loop.run_in_executor(store, states.add, intent)
+    await loop.run_in_executor(store, states.add, intent, report.new_items)
     return FeedOutcome(
         feed.id, feed.url, "fetched", report.new_items, report.new_matches, None, parsed.warnings
     )
@@ -363,6 +405,7 @@ def _parse_job(
         deps.settings.http.max_items_per_feed,
         feed.lang,
         deps.watchlist if pool is not None else None,
+        pool is not None and deps.settings.stories.enabled,
     )
 
 
@@ -370,19 +413,21 @@ def _store(deps: CycleDeps, feed: FeedForUpdate, parsed: ParseOutcome, now: date
     """Keep the items this feed has not stored yet, match them (unless a worker did), and
     store items and matches in one transaction."""
     known = deps.storage.known_identities(feed.id, [i.identity for i in parsed.items])
-    pairs = [
-        (item, result)
-        for item, result in zip(parsed.items, _results(deps, parsed), strict=True)
+    words = parsed.story_words or (None,) * len(parsed.items)
+    kept = [
+        (item, result, w)
+        for item, result, w in zip(parsed.items, _results(deps, parsed), words, strict=True)
         if item.identity not in known
     ]
-    if not pairs:
+    if not kept:
         return SaveReport(0, 0)
-    new = [item for item, _ in pairs]
+    new = [item for item, _, _ in kept]
     results = [
         result if result is not None or deps.matcher is None else deps.matcher.match(item)
-        for item, result in pairs
+        for item, result, _ in kept
     ]
-    return deps.storage.save_items(feed.id, new, results, now)
+    story_words = [w for _, _, w in kept] if parsed.story_words is not None else None
+    return deps.storage.save_items(feed.id, new, results, now, story_words)
 
 
 def _results(deps: CycleDeps, parsed: ParseOutcome) -> tuple[MatchResult | None, ...]:

@@ -1,12 +1,13 @@
-"""Story clustering, pure: shingles, an inverted index of them, the join-or-start decision.
+"""Story clustering, pure: shingles, the window of placed items, the join-or-start decision.
 
 The same event reported by several feeds becomes one story. Each item is reduced to a set of
 shingles (content words of title + summary); the similarity of two items is the Jaccard
-similarity of their sets. Candidates come from `ShingleIndex`, an inverted index from shingle
-to the latest `POSTINGS_CAP` items carrying it: every carrier of a rare word (a name, a place:
-at a threshold as low as 0.08 the real signal), only the newest coverage for a word that is
-stop-like in the window ("ukraine", "talks"), so the cost per item stays flat however crowded
-the window is. `choose_story` decides among the candidates by exact Jaccard similarity.
+similarity of their sets. `best_candidates` compares a batch of new items with the placed
+items of the window (`PlacedWindow`) at once, as sparse-matrix products: two items are
+candidates when they share two shingles that are not stop-like in the window (carried by
+more than `STOP_LIKE` items: "ukraine", "talks"), so the cost per item stays bounded however
+crowded the window is; `choose_story` states the same decision for one item, by exact
+Jaccard similarity.
 
 The decision asks more similarity the further apart two items appeared: coverage of one event
 clusters within hours, while a follow-up a day later that merely shares actors and vocabulary
@@ -22,25 +23,27 @@ from __future__ import annotations
 import heapq
 import re
 import unicodedata
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import chain
+from sys import intern
 
 import numpy as np
 from scipy.sparse import csr_matrix
 
 from monitor.settings import StoriesSettings
-from monitor.types import Item, MatchResult
+from monitor.types import Item
 
 #: Items with fewer shingles than this are too short to be compared or hashed for duplicates.
 MIN_SHINGLES = 3
 #: Words are cut to this many characters (a crude stemmer: signed/signing, Zelensky/Zelenskyy).
 STEM_CHARS = 6
-#: A shingle carried by more than this share of the indexed items is stop-like there …
-STOP_LIKE_SHARE = 0.005
-#: … or by more than this many, in a small index.
-MIN_STOP_LIKE = 50
+#: A shingle carried by more than this many items of the window is stop-like there: it counts
+#: in the similarity but cannot make two items candidates. A fixed number, not a share of the
+#: window, so each item meets at most this many candidates per shingle however crowded the
+#: window is (docs/decisions.md: per-item cost flat as the window and history grow).
+STOP_LIKE = 50
 
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(
@@ -59,26 +62,6 @@ _STOPWORDS = frozenset(
     week weeks day days year years time times first last next two three
     """.split()  # noqa: SIM905
 )
-
-
-@dataclass(frozen=True, slots=True)
-class NewItem:
-    """A freshly stored item handed to story assignment, with what the matcher found in it."""
-
-    item_id: int
-    item: Item
-    #: Actor ids, topic ids and terms from the item's MatchResult (empty when it did not match).
-    actors: tuple[str, ...] = ()
-    topics: tuple[str, ...] = ()
-    terms: tuple[str, ...] = ()
-
-    @classmethod
-    def from_match(cls, item_id: int, item: Item, result: MatchResult | None) -> NewItem:
-        """Actors and topics of a match that passed; terms are the topic phrases it hit."""
-        if result is None or not result.matched:
-            return cls(item_id, item)
-        terms = tuple(dict.fromkeys(h.phrase.casefold() for h in result.hits if h.kind == "topic"))
-        return cls(item_id, item, tuple(result.actors), tuple(result.topics), terms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +183,22 @@ def content_words(text: str) -> list[str]:
 
 
 def shingles(title: str, summary: str) -> frozenset[str]:
-    """The set compared between items: the content words of title and summary."""
-    return frozenset(content_words(f"{title}\n{summary}"))
+    """The set compared between items: the content words of title and summary.
+
+    Interned: the window holds tens of thousands of sets over a vocabulary of a few
+    thousand stems, so each stem is stored once."""
+    return frozenset(map(intern, set(content_words(f"{title}\n{summary}"))))
+
+
+def story_words(title: str, summary: str) -> str:
+    """The shingles of an item as one space-separated string: compact to send from a worker
+    process (`shingles_of` turns it back into the set)."""
+    return " ".join(dict.fromkeys(content_words(f"{title}\n{summary}")))
+
+
+def shingles_of(words: str) -> frozenset[str]:
+    """The shingle set of a `story_words` string (equal to `shingles` of the same text)."""
+    return frozenset(map(intern, words.split()))
 
 
 def appeared_at(item: Item) -> datetime:
@@ -226,23 +223,18 @@ def similarity(a: frozenset[str], b: frozenset[str]) -> float:
 # --- the in-memory index ------------------------------------------------------------------
 
 
-class ShingleIndex:
-    """Inverted index shingle → placed items, for candidate lookup within a window.
+class PlacedWindow:
+    """The placed items new ones may join: `Candidate` records (id, story, appearance,
+    shingles) by id, evicted in order of appearance as the window moves on.
 
-    Holds `Candidate` records (id, story, appearance, shingles). Each shingle remembers only
-    the latest `postings_cap` items that carry it: for a rare word (a name, a place) that is
-    every carrier in the window, for a stop-like word of the window ("ukraine", "talks") only
-    the newest coverage, so a lookup costs at most `postings_cap` per shingle however crowded
-    the window is. Adding an id again replaces its record, so replaying an addition is
-    harmless. Removed ids stay in the postings until they outnumber the live items.
+    Adding an id again replaces its record, so replaying an addition is harmless. Candidate
+    search itself is vectorised over the whole window (`best_candidates`).
     """
 
-    def __init__(self, min_stop_like: int = MIN_STOP_LIKE) -> None:
-        self.min_stop_like = min_stop_like
+    def __init__(self, stop_like: int = STOP_LIKE) -> None:
+        self.stop_like = stop_like
         self._entries: dict[int, Candidate] = {}
-        self._postings: dict[str, list[int]] = defaultdict(list)
         self._by_time: list[tuple[datetime, int]] = []
-        self._stale = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -254,26 +246,20 @@ class ShingleIndex:
         return self._entries.get(item_id)
 
     def entries(self) -> list[Candidate]:
-        """Every indexed item."""
+        """Every item in the window."""
         return list(self._entries.values())
 
     def add(self, entries: Iterable[Candidate]) -> None:
-        """Index placed items (a record for a known id replaces the old one)."""
+        """Add placed items (a record for a known id replaces the old one)."""
         for entry in entries:
             old = self._entries.get(entry.item_id)
             self._entries[entry.item_id] = entry
-            if old is not None and old.shingles == entry.shingles:
-                continue
-            if old is not None:
-                self._stale += 1
-            for s in entry.shingles:
-                self._postings[s].append(entry.item_id)
-            heapq.heappush(self._by_time, (entry.appeared_at, entry.item_id))
+            if old is None or old.appeared_at != entry.appeared_at:
+                heapq.heappush(self._by_time, (entry.appeared_at, entry.item_id))
 
     def remove(self, item_ids: Iterable[int]) -> None:
         for item_id in item_ids:
-            if self._entries.pop(item_id, None) is not None:
-                self._stale += 1
+            self._entries.pop(item_id, None)
         self._compact_if_stale()
 
     def evict(self, before: datetime) -> int:
@@ -284,50 +270,14 @@ class ShingleIndex:
             entry = self._entries.get(item_id)
             if entry is not None and entry.appeared_at == when:
                 del self._entries[item_id]
-                self._stale += 1
                 dropped += 1
-        self._compact_if_stale()
         return dropped
 
-    def stop_like(self) -> int:
-        """Carriers above which a shingle is stop-like in the current window."""
-        return max(self.min_stop_like, int(len(self._entries) * STOP_LIKE_SHARE))
-
-    def lookup(self, shingle_set: frozenset[str], threshold: float) -> list[Candidate]:
-        """Indexed items that may reach Jaccard `threshold` with `shingle_set`: they share two
-        shingles that are not stop-like in the window, or one when both sets are so short
-        that one shared shingle can reach the threshold."""
-        limit = self.stop_like()
-        carriers: list[int] = []
-        for s in shingle_set:
-            posting = self._postings.get(s)
-            if posting and len(posting) <= limit:
-                carriers += posting
-        counts = Counter(carriers)
-        entries = self._entries
-        # One shared shingle reaches the threshold only if |A| + |B| ≤ (1 + t) / t.
-        room = (1 + threshold) / threshold - len(shingle_set) if threshold > 0 else float("inf")
-        if room < MIN_SHINGLES:
-            found = [entries.get(i) for i, n in counts.items() if n > 1]
-        else:
-            found = [
-                entries.get(i)
-                for i, n in counts.items()
-                if n > 1 or (i in entries and len(entries[i].shingles) <= room)
-            ]
-        return [e for e in found if e is not None]
-
     def _compact_if_stale(self) -> None:
-        if self._stale <= max(1000, len(self._entries)):
+        """Drop heap entries of removed items once they outnumber the live ones."""
+        if len(self._by_time) <= max(1000, 2 * len(self._entries)):
             return
-        postings: dict[str, list[int]] = defaultdict(list)
-        live = sorted(self._entries.values(), key=lambda e: (e.appeared_at, e.item_id))
-        for entry in live:
-            for s in entry.shingles:
-                postings[s].append(entry.item_id)
-        self._postings = postings
-        self._by_time = [(e.appeared_at, e.item_id) for e in live]
-        self._stale = 0
+        self._by_time = sorted((e.appeared_at, e.item_id) for e in self._entries.values())
 
 
 # --- the decision -------------------------------------------------------------------------
@@ -369,7 +319,7 @@ def plan_batch(
     candidates: Mapping[int, Sequence[Candidate]],
     duplicate_story: Mapping[int, int | None],
     rules: StoryRules,
-    min_stop_like: int = MIN_STOP_LIKE,
+    stop_like: int = STOP_LIKE,
 ) -> list[Decision]:
     """Place each new item of a batch, in order of appearance.
 
@@ -380,7 +330,7 @@ def plan_batch(
     """
     pooled = {c.item_id: c for group in candidates.values() for c in group}
     ordered = processing_order(batch)
-    best = best_candidates(ordered, list(pooled.values()), rules, min_stop_like)
+    best = best_candidates(ordered, list(pooled.values()), rules, stop_like)
     placed: dict[int, Decision] = {}
     for new in ordered:
         placed[new.item_id] = _decide_one(new, best.get(new.item_id), placed, duplicate_story)
@@ -438,15 +388,15 @@ def best_candidates(
     ordered: Sequence[Prepared],
     stored: Sequence[Candidate],
     rules: StoryRules,
-    min_stop_like: int = MIN_STOP_LIKE,
+    stop_like: int = STOP_LIKE,
 ) -> dict[int, tuple[Candidate, float]]:
     """For each comparable new item (in processing order), the candidate whose story it joins
     and their similarity: a stored item or an earlier item of `ordered`.
 
-    A shingle carried by more than max(`min_stop_like`, STOP_LIKE_SHARE of all nodes) items
-    (stored and new) is stop-like: it still counts in the similarity but cannot make two
-    items candidates. Candidates share two non-stop-like shingles, or one when both sets are
-    so short that one shared shingle can reach the threshold; `choose_story`'s rule picks.
+    A shingle carried by more than `stop_like` items (stored and new) is stop-like: it still
+    counts in the similarity but cannot make two items candidates. Candidates share two
+    non-stop-like shingles, or one when both sets are so short that one shared shingle can
+    reach the threshold; `choose_story`'s rule picks.
     """
     new_nodes = [
         Candidate(p.item_id, None, p.appeared_at, p.fingerprint.shingles)
@@ -456,7 +406,7 @@ def best_candidates(
     if not new_nodes:
         return {}
     nodes = [c for c in stored if len(c.shingles) >= MIN_SHINGLES] + new_nodes
-    matrix = _matrix(nodes, len(nodes) - len(new_nodes), min_stop_like)
+    matrix = _matrix(nodes, len(nodes) - len(new_nodes), stop_like)
     out: dict[int, tuple[Candidate, float]] = {}
     for start in range(matrix.first_new, len(nodes), ROWS_PER_STEP):
         stop = min(start + ROWS_PER_STEP, len(nodes))
@@ -465,24 +415,27 @@ def best_candidates(
     return out
 
 
-def _matrix(nodes: Sequence[Candidate], first_new: int, min_stop_like: int) -> _Matrix:
-    vocab: dict[str, int] = {}
-    columns: list[int] = []
-    sizes = np.fromiter((len(n.shingles) for n in nodes), dtype=np.int64, count=len(nodes))
-    for n in nodes:
-        columns.extend(vocab.setdefault(s, len(vocab)) for s in n.shingles)
-    cols = np.asarray(columns, dtype=np.int64)
+def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matrix:
+    sizes = np.fromiter(map(len, (n.shingles for n in nodes)), dtype=np.int64, count=len(nodes))
+    # Columns are shingles, numbered through their 64-bit string hashes (computed once per
+    # string and cached by Python): a vectorised vocabulary instead of a dict lookup per
+    # shingle. Two shingles would share a column only on a full 64-bit hash collision.
+    hashes = np.fromiter(
+        map(hash, chain.from_iterable(n.shingles for n in nodes)),
+        dtype=np.int64,
+        count=int(sizes.sum()),
+    )
+    vocab, cols = np.unique(hashes, return_inverse=True)
     rows = np.repeat(np.arange(len(nodes), dtype=np.int64), sizes)
     carriers = np.bincount(cols, minlength=len(vocab))
-    limit = max(min_stop_like, int(len(nodes) * STOP_LIKE_SHARE))
-    common = carriers[cols] > limit
+    common = carriers[cols] > stop_like
     rare = csr_matrix(
         (np.ones(int((~common).sum()), dtype=np.int32), (rows[~common], cols[~common])),
         shape=(len(nodes), len(vocab)),
     )
-    common_ids = np.cumsum(carriers > limit) - 1
+    common_ids = np.cumsum(carriers > stop_like) - 1
     bit = common_ids[cols[common]]
-    words = max(1, (int((carriers > limit).sum()) + 63) // 64)
+    words = max(1, (int((carriers > stop_like).sum()) + 63) // 64)
     packed = np.zeros((len(nodes), words), dtype=np.uint64)
     np.bitwise_or.at(
         packed,
@@ -537,6 +490,18 @@ def duplicate_roots(
     `items` are (id, url, content_key) of every item involved, stored and new alike; a None
     key never matches. Returns only the items that have a root other than themselves.
     """
+    first_by_key: dict[tuple[str, str], int] = {}
+    pairs: list[tuple[int, int]] = []
+    for item_id, url, key in items:
+        for kind, value in (("url", url), ("hash", key)):
+            if value is not None:
+                pairs.append((item_id, first_by_key.setdefault((kind, value), item_id)))
+    return roots_of_pairs(pairs)
+
+
+def roots_of_pairs(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
+    """Connected groups of item ids linked in pairs, each item → the lowest id of its group
+    (only items whose root is another)."""
     parent: dict[int, int] = {}
 
     def find(x: int) -> int:
@@ -545,17 +510,10 @@ def duplicate_roots(
             x = parent[x]
         return x
 
-    def union(x: int, y: int) -> None:
-        rx, ry = find(x), find(y)
-        if rx != ry:
-            parent[max(rx, ry)] = min(rx, ry)
-
-    first_by_key: dict[tuple[str, str], int] = {}
-    for item_id, url, key in items:
-        find(item_id)
-        for kind, value in (("url", url), ("hash", key)):
-            if value is not None:
-                union(item_id, first_by_key.setdefault((kind, value), item_id))
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
     return {x: find(x) for x in parent if find(x) != x}
 
 

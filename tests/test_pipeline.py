@@ -368,10 +368,40 @@ def test_worker_processes_parse_and_match_like_the_storage_thread(
                 .join(matches, matches.c.item_id == items.c.id)
                 .order_by(items.c.identity)
             ).all()
-        counts[mode] = (report.new_items, report.new_matches, [tuple(r) for r in rows])
+            placed = conn.execute(select(items.c.identity, items.c.story_id)).all()
+        # Story words taken in the workers place items as the storage thread's own do.
+        by_story: dict[int, list[str]] = {}
+        for identity, story_id in placed:
+            by_story.setdefault(story_id, []).append(identity)
+        groups = sorted(sorted(g) for g in by_story.values())
+        counts[mode] = (report.new_items, report.new_matches, [tuple(r) for r in rows], groups)
         engine.dispose()
     assert counts["thread"] == counts["processes"]
     assert counts["thread"][:2] == (54, 18)
+    assert None not in {story for g in counts["thread"][3] for story in g}
+
+
+def test_stories_are_assigned_in_batches_while_the_cycle_goes_on() -> None:
+    from monitor.pipeline import StoryBatches
+
+    calls: list[datetime] = []
+
+    class Recorder:
+        def assign_pending_stories(self, now: datetime) -> int:
+            calls.append(now)
+            return 0
+
+    batches = StoryBatches(Recorder(), lambda: datetime(2025, 1, 1, tzinfo=UTC), batch=5)  # type: ignore[arg-type]
+    batches.add(3)
+    assert calls == []
+    batches.add(0)
+    batches.add(2)
+    assert len(calls) == 1
+    batches.flush()
+    assert len(calls) == 1, "nothing waiting: no empty assignment"
+    batches.add(1)
+    batches.flush()
+    assert len(calls) == 2
 
 
 def test_worker_matcher_refuses_a_stale_watchlist_version() -> None:

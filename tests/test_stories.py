@@ -1,7 +1,9 @@
-"""Story clustering, pure parts: shingles, the shingle index, the decision, the evaluation."""
+"""Story clustering, pure parts: shingles, the window, the decision, the evaluation."""
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,16 +14,20 @@ from monitor.evaluate_stories import format_report, load_labelled, run
 from monitor.settings import StoriesSettings
 from monitor.stories import (
     Candidate,
+    PlacedWindow,
     Prepared,
-    ShingleIndex,
     StoryRules,
     appeared_at,
+    best_candidates,
     choose_story,
     duplicate_roots,
     fingerprints,
     plan_batch,
+    processing_order,
     shingles,
+    shingles_of,
     similarity,
+    story_words,
 )
 from monitor.types import Item
 
@@ -53,50 +59,98 @@ def _entry(item_id: int, words: set[str], at: datetime = T0) -> Candidate:
     return Candidate(item_id, 100 + item_id, at, frozenset(words))
 
 
-def test_index_finds_items_sharing_two_shingles_or_one_when_short() -> None:
-    index = ShingleIndex()
-    index.add(
-        [
-            _entry(1, TALKS),
-            _entry(2, {"istanbul", *(f"heat{i}" for i in range(11))}),
-            _entry(3, {"umerov", "kyiv", "drone"}),
+def _best(
+    new: list[tuple[int, set[str], datetime]],
+    stored: list[tuple[int, set[str], datetime]],
+    stop_like: int = 50,
+) -> dict[int, int]:
+    """New item id → the id of the item `best_candidates` has it join."""
+    batch = [_prepared(i, words, at) for i, words, at in new]
+    placed = [_candidate(i, 100 + i, words, at) for i, words, at in stored]
+    found = best_candidates(processing_order(batch), placed, RULES, stop_like)
+    return {i: cand.item_id for i, (cand, _) in found.items()}
+
+
+def test_candidates_share_two_shingles_or_one_when_both_sets_are_short() -> None:
+    long_set = {"istanbul", *(f"heat{i}" for i in range(11))}
+    stored = [(2, long_set, T0), (3, {"umerov", "kyiv", "drone"}, T0)]
+    # 3 shares one word, but both sets are short enough for one to reach the threshold.
+    assert _best([(9, {"istanbul", "talks", "umerov"}, T0)], stored) == {9: 3}
+    # 2 shares one word with a set too long for that to count.
+    assert _best([(9, {"istanbul", "talks", "press"}, T0)], stored) == {}
+
+
+def test_stop_like_shingles_count_in_similarity_but_make_no_candidates() -> None:
+    crowd = [(i, {"ukrain", "russia", f"a{i}", f"b{i}", f"c{i}"}, T0) for i in range(5)]
+    # Shares only the two stop-like words (carried by 5 items, above 3) with the crowd.
+    assert _best([(9, {"ukrain", "russia", "zzz", "yyy"}, T0)], crowd, stop_like=3) == {}
+    # Two rare shared words make 20 a candidate; the stop-like ones add to the similarity.
+    rare = [*crowd, (20, {"ukrain", "russia", "medins", "umerov", "d9"}, T0)]
+    new = (9, {"medins", "umerov", "ukrain", "russia", "q", "r", "s"}, T0)
+    assert _best([new], rare, stop_like=3) == {9: 20}
+
+
+def test_vectorised_choice_equals_choose_story_over_the_candidates() -> None:
+    """`best_candidates` against the one-item rule it vectorises, on random overlapping sets:
+    candidates are stored items and earlier batch items sharing two non-stop-like shingles
+    (or one, for short sets); `choose_story` picks among them."""
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(120)]
+
+    def item(i: int) -> tuple[int, set[str], datetime]:
+        at = T0 + timedelta(hours=rng.randrange(0, 100))
+        return i, set(rng.sample(words, rng.randint(3, 14))), at
+
+    stored = [item(i) for i in range(150)]
+    new = [item(i) for i in range(1000, 1250)]
+    stop_like = 25
+    got = _best(new, stored, stop_like)
+
+    pool = [_candidate(i, 100 + i, w, at) for i, w, at in stored]
+    batch = processing_order([_prepared(i, w, at) for i, w, at in new])
+    counts = Counter(s for c in pool for s in c.shingles)
+    counts.update(s for p in batch for s in p.fingerprint.shingles)
+    expected: dict[int, int] = {}
+    for p in batch:
+        rare = {s for s in p.fingerprint.shingles if counts[s] <= stop_like}
+        size = len(p.fingerprint.shingles)
+        eligible = [
+            c
+            for c in pool
+            if len(rare & c.shingles) >= 2
+            or (
+                len(rare & c.shingles) == 1
+                and size + len(c.shingles) <= (1 + RULES.threshold) / RULES.threshold
+            )
         ]
+        choice = choose_story(p, eligible, RULES)
+        if choice is not None:
+            expected[p.item_id] = choice[0].item_id
+        pool.append(Candidate(p.item_id, None, p.appeared_at, p.fingerprint.shingles))
+    assert len(expected) > 50
+    assert got == expected
+
+
+def test_window_evicts_old_items_and_replaying_an_addition_is_harmless() -> None:
+    window = PlacedWindow()
+    window.add([_candidate(1, 1, TALKS, T0), _candidate(2, 1, TALKS, T0 + timedelta(hours=5))])
+    window.add([_candidate(2, 1, TALKS, T0 + timedelta(hours=5))])
+    assert len(window) == 2
+    assert window.evict(T0 + timedelta(hours=1)) == 1
+    assert 1 not in window and 2 in window
+    assert [c.item_id for c in window.entries()] == [2]
+    window.remove([2])
+    assert len(window) == 0 and window.entries() == []
+
+
+def test_window_compacts_after_many_removals() -> None:
+    window = PlacedWindow()
+    window.add(
+        [_candidate(i, i, {"x", "y", f"u{i}"}, T0 + timedelta(seconds=i)) for i in range(3000)]
     )
-    found = {c.item_id for c in index.lookup(frozenset({"istanbul", "talks", "umerov"}), 0.08)}
-    # 1 shares three words; 3 shares one, but both sets are short enough for one to count;
-    # 2 shares one word and is too long for that to reach 0.08.
-    assert found == {1, 3}
-
-
-def test_index_ignores_stop_like_shingles_of_the_window() -> None:
-    index = ShingleIndex(min_stop_like=3)
-    index.add([_entry(i, {"ukrain", "russia", f"a{i}", f"b{i}", f"c{i}"}) for i in range(5)])
-    assert index.lookup(frozenset({"ukrain", "russia", "zzz", "yyy", "xxx", "www"}), 0.08) == []
-    index.add([_entry(9, {"ukrain", "medins", "umerov", "d9"})])
-    [hit] = index.lookup(frozenset({"medins", "umerov", "ukrain", "q", "r", "s"}), 0.08)
-    assert hit.item_id == 9
-
-
-def test_index_evicts_old_items_and_replaying_an_addition_is_harmless() -> None:
-    index = ShingleIndex()
-    index.add([_entry(1, TALKS, T0), _entry(2, TALKS, T0 + timedelta(hours=5))])
-    index.add([_entry(2, TALKS, T0 + timedelta(hours=5))])
-    assert len(index) == 2
-    assert index.evict(T0 + timedelta(hours=1)) == 1
-    assert 1 not in index and 2 in index
-    assert [c.item_id for c in index.lookup(frozenset(TALKS), 0.08)] == [2]
-    index.remove([2])
-    assert len(index) == 0 and index.lookup(frozenset(TALKS), 0.08) == []
-
-
-def test_index_compacts_after_many_removals() -> None:
-    index = ShingleIndex()
-    index.add([_entry(i, {"x", "y", f"u{i}"}, T0 + timedelta(seconds=i)) for i in range(3000)])
-    index.evict(T0 + timedelta(seconds=2990))
-    assert len(index) == 10
-    assert {c.item_id for c in index.lookup(frozenset({"x", "y", "z"}), 0.08)} == set(
-        range(2990, 3000)
-    )
+    window.remove(range(2990))
+    assert len(window) == 10 and len(window._by_time) == 10
+    assert window.evict(T0 + timedelta(hours=1)) == 10
 
 
 @pytest.mark.parametrize(
@@ -234,3 +288,16 @@ def test_labelled_set_errors_name_file_and_line(tmp_path: Path) -> None:
         load_labelled(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load_labelled(tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("title", "summary"),
+    [
+        ("Lavrov: Moscow ready for talks", "Sergei Lavrov said Moscow was ready."),
+        ("Зеленський зустрівся з Віткоффом", "Переговори у Стамбулі тривали дві години."),
+        ("Café déjà vu — ÉLYSÉE talks", "Macron's envoy: ceasefire 'within days'"),
+        ("", ""),
+    ],
+)
+def test_story_words_sent_from_a_worker_give_the_same_shingles(title: str, summary: str) -> None:
+    assert shingles_of(story_words(title, summary)) == shingles(title, summary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,8 +16,15 @@ from monitor.store import Storage
 from monitor.store.engine import make_engine
 from monitor.store.items import insert_items
 from monitor.store.schema import feeds, items, matches, stories
-from monitor.store.stories import StoryIndex, assign_pending, get_story, list_stories
-from monitor.types import Item
+from monitor.store.stories import (
+    Pending,
+    StoryIndex,
+    _read_pending,
+    assign_pending,
+    get_story,
+    list_stories,
+)
+from monitor.types import Hit, Item, MatchResult
 
 T0 = datetime(2025, 6, 3, 9, 0, tzinfo=UTC)
 SETTINGS = StoriesSettings()
@@ -291,7 +298,7 @@ def test_rolled_back_assignment_is_redone_and_leaves_no_phantom(engine: Engine) 
     [talks] = insert_batch(engine, "Lost", [make_item("k1", TALKS_A, T0)])
     with pytest.raises(BoomError), engine.begin() as conn:
         assert assign_pending(conn, index, SETTINGS, T0) == 1
-        assert talks in index.shingles
+        assert talks in index.window
         raise BoomError
     assert pending_count(engine) == 1
     later = T0 + timedelta(hours=1)
@@ -306,7 +313,7 @@ def test_rolled_back_assignment_is_redone_and_leaves_no_phantom(engine: Engine) 
         assert conn.execute(select(func.count()).select_from(stories)).scalar() == 2
         story = get_story(conn, a.story_id)
         assert story is not None and story.item_count == 2
-    assert weather.item_id in index.shingles and index.shingles.get(talks) is not None
+    assert weather.item_id in index.window and index.window.get(talks) is not None
 
 
 def test_fresh_storage_rebuilds_the_index_after_a_restart(engine: Engine) -> None:
@@ -361,7 +368,7 @@ def test_kept_index_sees_another_writer_and_a_story_reset(engine: Engine) -> Non
         index=index,
     )
     assert c.story_id == a.story_id and c.duplicate_of == b.item_id
-    assert b.item_id in index.shingles
+    assert b.item_id in index.window
     # An operator clears the stories of some items: they are placed again.
     with engine.begin() as conn:
         conn.execute(update(items).where(items.c.id == c.item_id).values(story_id=None))
@@ -374,4 +381,58 @@ def test_kept_index_forgets_items_older_than_two_windows(engine: Engine) -> None
     store(engine, "Wire", [make_item("o1", TALKS_A, T0)], T0, index=index)
     later = T0 + timedelta(hours=150)
     [w] = store(engine, "Wire", [make_item("o2", WEATHER, later)], later, index=index)
-    assert len(index) == 1 and w.item_id in index.shingles
+    assert len(index) == 1 and w.item_id in index.window
+
+
+def _result(actors: tuple[str, ...], topic_phrases: tuple[str, ...]) -> MatchResult:
+    hits = tuple(
+        Hit("topic", "talks", phrase, "title", 0, len(phrase), phrase) for phrase in topic_phrases
+    ) + tuple(Hit("actor", a, a.title(), "summary", 0, len(a), a.title()) for a in actors)
+    return MatchResult(
+        matched=True,
+        score=1.0,
+        topics=("talks",),
+        actors=actors,
+        hits=hits,
+        topic_scores=(),
+        snippet="",
+        nearest_seed=None,
+        seed_similarity=0.0,
+        watchlist_version="v1",
+    )
+
+
+def test_items_saved_through_storage_are_placed_from_hints_equal_to_a_read_back(
+    engine: Engine,
+) -> None:
+    storage = Storage(engine, SETTINGS)
+    with engine.begin() as conn:
+        feed_id = add_feed(conn, "Wire")
+    later_than_seen = make_item("h1", TALKS_A, T0 + timedelta(hours=2), seen=T0)
+    no_url = replace(make_item("h2", TALKS_B, T0), url=None)
+    unmatched = make_item("h3", WEATHER, T0)
+    batch = [later_than_seen, no_url, unmatched]
+    results = [_result(("lavrov",), ("Istanbul Talks", "istanbul talks")), None, None]
+    storage.save_items(feed_id, batch, results, T0)
+    hints = dict(storage.story_index.hints)
+    assert len(hints) == 3
+    with engine.connect() as conn:
+        read_back = {p.item_id: p for p in _read_pending(conn, sorted(hints))}
+    assert {i: astuple(p) for i, p in read_back.items()} == {
+        i: astuple(p) for i, p in hints.items()
+    }
+    assert hints[min(hints)].appeared_at == T0 and hints[min(hints)].terms == ("istanbul talks",)
+    # Placing from the hints leaves none behind; the copy joins the story of the original.
+    assert storage.assign_pending_stories(T0 + timedelta(hours=1)) == 3
+    assert storage.story_index.hints == {}
+    a, b, _ = placed(engine, sorted(hints))
+    assert a.story_id == b.story_id
+
+
+def test_a_hint_for_an_item_whose_transaction_rolled_back_is_ignored(engine: Engine) -> None:
+    storage = Storage(engine, SETTINGS)
+    storage.story_index.hint([Pending.from_item(999_999, make_item("x", TALKS_A, T0), None)])
+    [kept] = insert_batch(engine, "Wire", [make_item("y", TALKS_B, T0)])
+    assert storage.assign_pending_stories(T0 + timedelta(hours=1)) == 1
+    [p] = placed(engine, [kept])
+    assert p.new_story

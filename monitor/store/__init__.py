@@ -14,7 +14,7 @@ from monitor.store import feeds as feed_rows
 from monitor.store import items as item_rows
 from monitor.store.engine import make_engine
 from monitor.store.migrate import require_current, upgrade
-from monitor.store.stories import StoryIndex, assign_pending
+from monitor.store.stories import Pending, StoryIndex, assign_pending
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult, SaveReport
 
 __all__ = ["Storage", "make_engine", "match_row", "require_current", "upgrade"]
@@ -50,9 +50,11 @@ class Storage:
         items: Sequence[Item],
         results: Sequence[MatchResult | None],
         now: datetime,
+        story_words: Sequence[str | None] | None = None,
     ) -> SaveReport:
-        """Store new items and their matches in one transaction (stories come later, in one
-        batch per cycle: `assign_pending_stories`)."""
+        """Store new items and their matches in one transaction (stories come later, in
+        batches: `assign_pending_stories`); `story_words`, when a worker took them, save
+        computing them here."""
         with self.engine.begin() as conn:
             ids = item_rows.insert_items(conn, feed_id, items)
             match_rows = [
@@ -61,6 +63,13 @@ class Storage:
                 if i.identity in ids and r is not None and r.matched
             ]
             new_matches = item_rows.insert_matches(conn, match_rows)
+        if self.stories is not None and self.stories.enabled:
+            words = story_words or (None,) * len(items)
+            self.story_index.hint(
+                Pending.from_item(ids[i.identity], i, r, w)
+                for i, r, w in zip(items, results, words, strict=True)
+                if i.identity in ids
+            )
         return SaveReport(len(ids), new_matches)
 
     def assign_pending_stories(self, now: datetime) -> int:

@@ -1,12 +1,14 @@
-"""Story storage: places new items in stories inside the feed's transaction, and lists stories.
+"""Story storage: places a cycle's new items in stories, in one batch, and lists stories.
 
-`assign_stories` is called right after a feed's new items are inserted:
+`assign_pending` runs once at the end of each poll cycle (and at its start, to catch up
+after a crash), in one transaction:
 
-    shingles of the new items (pure)
+    the pending items: stored, no story yet, first seen within the window
+        (ids by one query; their records from the hints `Storage.save_items` left,
+         read back only for items without one)
     → bring the in-memory StoryIndex up to date            (first use: load the window; then
                                                               one primary-key range query)
-    → exact duplicates by canonical URL / content hash      (one indexed query)
-    → candidates sharing a shingle, from the StoryIndex     (no query)
+    → exact duplicates by canonical URL / content hash      (one self-join per key)
     → plan_batch decides join-or-start for each item        (pure, monitor.stories)
     → insert new stories, update touched ones, link items   (executemany)
     → stage the placed items in the StoryIndex              (confirmed at the next call)
@@ -20,30 +22,33 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StorageError
 from monitor.settings import StoriesSettings
 from monitor.store.schema import feeds, items, matches, stories
 from monitor.stories import (
-    MIN_STOP_LIKE,
+    STOP_LIKE,
     Candidate,
     Decision,
     Fingerprint,
+    PlacedWindow,
     Prepared,
-    ShingleIndex,
     StoryAssignment,
     StoryRules,
-    duplicate_roots,
+    appeared_at,
     plan_batch,
+    roots_of_pairs,
     shingles,
+    shingles_of,
     union_sorted,
 )
+from monitor.types import Hit, Item, MatchResult
 
 #: Ids per IN (...) statement (well under SQLite's and PostgreSQL's parameter limits).
 CHUNK = 5000
@@ -105,19 +110,26 @@ class StoryIndex:
     and any written by another process) and drops staged items the database does not have.
     """
 
-    def __init__(self, min_stop_like: int = MIN_STOP_LIKE) -> None:
-        self.shingles = ShingleIndex(min_stop_like)
+    def __init__(self, stop_like: int = STOP_LIKE) -> None:
+        self.window = PlacedWindow(stop_like)
         self.floor: datetime | None = None
         self.high_water = 0
         self.staged: dict[int, int] = {}
+        #: Items saved since the last assignment, as `assign_pending` would read them back
+        #: (recorded after their transaction committed; a missing hint only costs a read).
+        self.hints: dict[int, Pending] = {}
 
     def __len__(self) -> int:
-        return len(self.shingles)
+        return len(self.window)
+
+    def hint(self, saved: Iterable[Pending]) -> None:
+        """Remember committed new items, so assignment need not read them back."""
+        self.hints.update((p.item_id, p) for p in saved)
 
     def stage(self, placed: Iterable[Candidate]) -> None:
         """Index items just placed (in a transaction not yet committed)."""
         placed = list(placed)
-        self.shingles.add(placed)
+        self.window.add(placed)
         self.staged.update({c.item_id: c.story_id for c in placed if c.story_id is not None})
 
 
@@ -141,7 +153,7 @@ def sync_index(conn: Connection, index: StoryIndex, floor: datetime, exclude: se
     if floor < index.floor:
         _extend(conn, index, floor, exclude)
     else:
-        index.shingles.evict(floor)
+        index.window.evict(floor)
         index.floor = floor
 
 
@@ -153,7 +165,7 @@ def _load(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int
         items.c.id <= index.high_water,
         items.c.story_id.is_not(None),
     )
-    index.shingles.add(_indexable(conn.execute(query), floor, exclude))
+    index.window.add(_indexable(conn.execute(query), floor, exclude))
     index.floor = floor
     index.staged.clear()
 
@@ -167,7 +179,7 @@ def _catch_up(conn: Connection, index: StoryIndex, exclude: set[int]) -> None:
     rows = list(conn.execute(query))
     staged, index.staged = index.staged, {}
     fresh = [r for r in rows if staged.get(r.id, -1) != r.story_id]
-    index.shingles.add(_indexable(fresh, index.floor, exclude))
+    index.window.add(_indexable(fresh, index.floor, exclude))
     if rows:
         index.high_water = max(index.high_water, max(r.id for r in rows))
     confirmed = {r.id for r in rows}
@@ -184,8 +196,8 @@ def _recheck(conn: Connection, index: StoryIndex, ids: list[int], exclude: set[i
     for chunk in _chunks(sorted(ids)):
         query = select(*_INDEX_COLUMNS).where(items.c.id.in_(chunk), items.c.story_id.is_not(None))
         found.extend(conn.execute(query))
-    index.shingles.remove(ids)
-    index.shingles.add(_indexable(found, index.floor, exclude))
+    index.window.remove(ids)
+    index.window.add(_indexable(found, index.floor, exclude))
 
 
 def _extend(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
@@ -197,8 +209,8 @@ def _extend(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[i
         items.c.story_id.is_not(None),
     )
     upper = index.floor
-    rows = [r for r in conn.execute(query) if r.id not in index.shingles]
-    index.shingles.add(c for c in _indexable(rows, floor, exclude) if c.appeared_at < upper)
+    rows = [r for r in conn.execute(query) if r.id not in index.window]
+    index.window.add(c for c in _indexable(rows, floor, exclude) if c.appeared_at < upper)
     index.floor = floor
 
 
@@ -228,6 +240,28 @@ class Pending:
     topics: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
 
+    @classmethod
+    def from_item(
+        cls, item_id: int, item: Item, result: MatchResult | None, words: str | None = None
+    ) -> Pending:
+        """The record `_pending` would read back for an item just stored with its match
+        (`words`: its `story_words`, when a worker already took them)."""
+        found = shingles(item.title, item.summary) if words is None else shingles_of(words)
+        fingerprint = Fingerprint(found)
+        unmatched = cls(item_id, item.url, item.content_hash, appeared_at(item), fingerprint)
+        if result is None or not result.matched:
+            return unmatched
+        return replace(
+            unmatched,
+            actors=tuple(result.actors),
+            topics=tuple(result.topics),
+            terms=_hit_terms(result.hits),
+        )
+
+
+def _hit_terms(hits: Iterable[Hit]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(h.phrase.casefold() for h in hits if h.kind == "topic"))
+
 
 def assign_pending(
     conn: Connection, index: StoryIndex, settings: StoriesSettings, now: datetime
@@ -240,18 +274,31 @@ def assign_pending(
     twice places nothing the second time. `index` is the caller's kept `StoryIndex`.
     """
     rules = StoryRules.from_settings(settings)
+    since = now - rules.window
+    hints, index.hints = index.hints, {}
     try:
-        pending = _pending(conn, now - rules.window)
+        pending = _pending(conn, since, hints)
         if not pending:
             return 0
-        _place(conn, pending, rules, now, index)
+        _place(conn, pending, rules, now, index, since)
     except SQLAlchemyError as e:
         raise StorageError(f"cannot assign stories: {e}") from e
     return len(pending)
 
 
-def _pending(conn: Connection, since: datetime) -> list[Pending]:
-    """Items without a story first seen since `since`, with their match, in one query."""
+def _pending(conn: Connection, since: datetime, hints: Mapping[int, Pending]) -> list[Pending]:
+    """Items without a story first seen since `since`, with their match: from `hints` where
+    there is one, else read back (one query per CHUNK ids)."""
+    query = select(items.c.id).where(items.c.story_id.is_(None), items.c.first_seen_at >= since)
+    ids = sorted(conn.execute(query).scalars())
+    out = {i: hints[i] for i in ids if i in hints}
+    missing = [i for i in ids if i not in out]
+    for chunk in _chunks(missing):
+        out.update((p.item_id, p) for p in _read_pending(conn, chunk))
+    return [out[i] for i in ids if i in out]
+
+
+def _read_pending(conn: Connection, ids: Sequence[int]) -> list[Pending]:
     query = (
         select(
             items.c.id,
@@ -266,8 +313,7 @@ def _pending(conn: Connection, since: datetime) -> list[Pending]:
             matches.c.evidence,
         )
         .select_from(items.outerjoin(matches, matches.c.item_id == items.c.id))
-        .where(items.c.story_id.is_(None), items.c.first_seen_at >= since)
-        .order_by(items.c.id)
+        .where(items.c.id.in_(ids), items.c.story_id.is_(None))
     )
     return [
         Pending(
@@ -285,7 +331,7 @@ def _pending(conn: Connection, since: datetime) -> list[Pending]:
 
 
 def topic_terms(evidence: Any) -> tuple[str, ...]:
-    """The topic phrases a stored match hit (as `NewItem.from_match` takes them)."""
+    """The topic phrases a stored match hit (as `Pending.from_item` takes them)."""
     hits = evidence.get("hits", ()) if isinstance(evidence, dict) else ()
     return tuple(
         dict.fromkeys(
@@ -302,18 +348,19 @@ def _place(
     rules: StoryRules,
     now: datetime,
     index: StoryIndex,
+    since: datetime,
 ) -> list[StoryAssignment]:
-    roots = _duplicate_roots(conn, pending)
+    roots = _duplicate_roots(conn, pending, since)
     batch = [
         Prepared(p.item_id, p.appeared_at, p.fingerprint, roots.get(p.item_id)) for p in pending
     ]
     batch_ids = {p.item_id for p in batch}
     sync_index(conn, index, now - 2 * rules.window, batch_ids)
     lower = lower_bound(batch, rules, now)
-    stored = [c for c in index.shingles.entries() if c.appeared_at >= lower]
+    stored = [c for c in index.window.entries() if c.appeared_at >= lower]
     outside_roots = {r for r in roots.values() if r not in batch_ids}
     decisions = plan_batch(
-        batch, {0: stored}, _story_ids(conn, outside_roots), rules, index.shingles.min_stop_like
+        batch, {0: stored}, _story_ids(conn, outside_roots), rules, index.window.stop_like
     )
     assignments = _apply(conn, pending, decisions)
     story_of = {a.item_id: a.story_id for a in assignments}
@@ -344,28 +391,34 @@ def _chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _duplicate_roots(conn: Connection, pending: Sequence[Pending]) -> dict[int, int]:
-    """Pending item id → earliest stored item with the same canonical URL or content hash."""
-    urls = {p.url for p in pending if p.url}
-    hashes = {p.content_hash for p in pending if p.fingerprint.comparable}
-    rows: list[tuple[int, str | None, str | None]] = []
+def _duplicate_roots(
+    conn: Connection, pending: Sequence[Pending], since: datetime
+) -> dict[int, int]:
+    """Pending item id → earliest stored item with the same canonical URL or content hash.
+
+    One self-join per key finds, for every pending item (no story, first seen since
+    `since`), the other items sharing its key; only those pairs are read, so a cycle
+    without duplicates reads nothing. Content hashes of items too short to compare are
+    ignored (a bare "Live updates" title is not a duplicate)."""
+    comparable = {p.item_id for p in pending if p.fingerprint.comparable}
+    wanted = {p.item_id for p in pending}
+    new, other = items.alias("new"), items.alias("other")
+    pairs: list[tuple[int, int]] = []
     earlier_root: dict[int, int] = {}
-    for column, values in ((items.c.url, urls), (items.c.content_hash, hashes)):
-        for chunk in _chunks(sorted(values)):
-            query = select(items.c.id, items.c.url, items.c.content_hash, items.c.duplicate_of)
-            for row in conn.execute(query.where(column.in_(chunk))):
-                rows.append(
-                    (
-                        row.id,
-                        row.url if row.url in urls else None,
-                        row.content_hash if row.content_hash in hashes else None,
-                    )
-                )
-                if row.duplicate_of is not None:
-                    earlier_root[row.id] = row.duplicate_of
-    new_ids = {p.item_id for p in pending}
-    roots = duplicate_roots(rows)
-    return {i: earlier_root.get(r, r) for i, r in roots.items() if i in new_ids}
+    for key in ("url", "content_hash"):
+        query = (
+            select(new.c.id.label("new_id"), other.c.id, other.c.duplicate_of)
+            .join(other, and_(other.c[key] == new.c[key], other.c.id != new.c.id))
+            .where(new.c.story_id.is_(None), new.c.first_seen_at >= since)
+        )
+        for row in conn.execute(query):
+            if row.new_id not in wanted or (key == "content_hash" and row.new_id not in comparable):
+                continue
+            pairs.append((row.new_id, row.id))
+            if row.duplicate_of is not None:
+                earlier_root[row.id] = row.duplicate_of
+    roots = roots_of_pairs(pairs)
+    return {i: earlier_root.get(r, r) for i, r in roots.items() if i in wanted}
 
 
 def _appeared(published: datetime | None, first_seen: datetime) -> datetime:
@@ -390,15 +443,7 @@ def _apply(
         groups[_key(d)].append(d.item_id)
     story_of = _insert_new_stories(conn, groups, by_id)
     story_of.update(_update_old_stories(conn, groups, by_id))
-    conn.execute(
-        update(items)
-        .where(items.c.id == bindparam("b_id"))
-        .values(story_id=bindparam("b_story"), duplicate_of=bindparam("b_dup")),
-        [
-            {"b_id": d.item_id, "b_story": story_of[_key(d)], "b_dup": d.duplicate_of}
-            for d in decisions
-        ],
-    )
+    _link_items(conn, [(story_of[_key(d)], d.duplicate_of, d.item_id) for d in decisions])
     return [
         StoryAssignment(
             d.item_id,
@@ -412,6 +457,29 @@ def _apply(
     ]
 
 
+def _link_items(conn: Connection, rows: Sequence[tuple[int, int | None, int]]) -> None:
+    """Set (story_id, duplicate_of) of items by id, as one driver-level executemany.
+
+    The statement is compiled once by SQLAlchemy and the rows go to the DB-API cursor as
+    plain tuples: per-row parameter processing through the Core was most of this step's
+    time on a 30,000-item cycle (docs/decisions.md)."""
+    if not rows:
+        return
+    statement = (
+        update(items)
+        .where(items.c.id == bindparam("id"))
+        .values(story_id=bindparam("story"), duplicate_of=bindparam("dup"))
+    )
+    compiled = statement.compile(dialect=conn.dialect)
+    order = compiled.positiontup
+    if order is None:  # a named paramstyle (psycopg: %(name)s)
+        conn.exec_driver_sql(str(compiled), [{"story": s, "dup": d, "id": i} for s, d, i in rows])
+        return
+    position = {"story": 0, "dup": 1, "id": 2}
+    picks = [position[name] for name in order]
+    conn.exec_driver_sql(str(compiled), [tuple(r[k] for k in picks) for r in rows])
+
+
 def _key(d: Decision) -> StoryKey:
     if d.story_id is not None:
         return ("stored", d.story_id)
@@ -421,6 +489,17 @@ def _key(d: Decision) -> StoryKey:
 
 def _aggregate(members: Sequence[Pending]) -> dict[str, Any]:
     """Story columns computed from a group of new members (representative: earliest)."""
+    if len(members) == 1:  # most stories, in a cold cycle
+        [only] = members
+        return {
+            "representative_item_id": only.item_id,
+            "first_seen_at": only.appeared_at,
+            "last_seen_at": only.appeared_at,
+            "item_count": 1,
+            "actors": sorted(set(only.actors)),
+            "topics": sorted(set(only.topics)),
+            "terms": sorted(set(only.terms)),
+        }
     first = min(members, key=lambda p: (p.appeared_at, p.item_id))
     return {
         "representative_item_id": first.item_id,
