@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
@@ -135,7 +135,15 @@ class Candidate:
     #: Its story, or None when it has none (stored before stories existed).
     story_id: int | None
     appeared_at: datetime
-    shingles: frozenset[str] = field(compare=False)
+    #: Distinct shingles; the window keeps them as a tuple (a quarter of a frozenset's size).
+    shingles: Collection[str] = field(compare=False)
+
+    @classmethod
+    def placed(
+        cls, item_id: int, story_id: int | None, appeared_at: datetime, shingles: Iterable[str]
+    ) -> Candidate:
+        """A compact record for the window."""
+        return cls(item_id, story_id, appeared_at, tuple(shingles))
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +309,7 @@ def choose_story(
         gap = new.appeared_at - cand.appeared_at
         if abs(gap) > rules.window:
             continue
-        shared = len(mine & cand.shingles)
+        shared = len(mine.intersection(cand.shingles))
         sim = shared / (size + len(cand.shingles) - shared)
         margin = sim - rules.required(gap)
         if margin >= 0 and (best is None or (-margin, cand.appeared_at) < best[:2]):

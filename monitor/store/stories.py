@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StorageError
@@ -158,16 +158,27 @@ def sync_index(conn: Connection, index: StoryIndex, floor: datetime, exclude: se
 
 
 def _load(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
-    top = conn.execute(select(func.max(items.c.id)).where(items.c.story_id.is_not(None)))
-    index.high_water = int(top.scalar() or 0)
-    query = select(*_INDEX_COLUMNS).where(
-        items.c.first_seen_at >= floor,
-        items.c.id <= index.high_water,
-        items.c.story_id.is_not(None),
-    )
-    index.window.add(_indexable(conn.execute(query), floor, exclude))
+    # The newest placed item: a backward walk of the primary key that stops at the first row
+    # with a story (max() over the story index would read every placed item).
+    top = select(items.c.id).where(items.c.story_id.is_not(None))
+    index.high_water = int(conn.execute(top.order_by(items.c.id.desc()).limit(1)).scalar() or 0)
+    rows = conn.execute(_window_query(floor))
+    index.window.add(_indexable(_up_to(rows, index.high_water), floor, exclude))
     index.floor = floor
     index.staged.clear()
+
+
+def _window_query(floor: datetime) -> Select[Any]:
+    """Placed items first seen since `floor`, by the first_seen_at index: the bound on ids
+    is applied in Python (`_up_to`), since in SQL it would make SQLite walk the primary key
+    through all history instead."""
+    return select(*_INDEX_COLUMNS).where(
+        items.c.first_seen_at >= floor, items.c.story_id.is_not(None)
+    )
+
+
+def _up_to(rows: Iterable[Any], high_water: int) -> Iterator[Any]:
+    return (r for r in rows if r.id <= high_water)
 
 
 def _catch_up(conn: Connection, index: StoryIndex, exclude: set[int]) -> None:
@@ -203,13 +214,9 @@ def _recheck(conn: Connection, index: StoryIndex, ids: list[int], exclude: set[i
 def _extend(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
     """Load the stretch [floor, index.floor) when a call reaches further back than before."""
     assert index.floor is not None
-    query = select(*_INDEX_COLUMNS).where(
-        items.c.first_seen_at >= floor,
-        items.c.id <= index.high_water,
-        items.c.story_id.is_not(None),
-    )
     upper = index.floor
-    rows = [r for r in conn.execute(query) if r.id not in index.window]
+    found = _up_to(conn.execute(_window_query(floor)), index.high_water)
+    rows = [r for r in found if r.id not in index.window]
     index.window.add(c for c in _indexable(rows, floor, exclude) if c.appeared_at < upper)
     index.floor = floor
 
@@ -221,7 +228,7 @@ def _indexable(rows: Iterable[Any], floor: datetime, exclude: set[int]) -> Itera
             continue
         words = shingles(r.title, r.summary)
         if Fingerprint(words).comparable:
-            yield Candidate(r.id, r.story_id, when, words)
+            yield Candidate.placed(r.id, r.story_id, when, words)
 
 
 # --- assignment ---------------------------------------------------------------------------
@@ -365,7 +372,7 @@ def _place(
     assignments = _apply(conn, pending, decisions)
     story_of = {a.item_id: a.story_id for a in assignments}
     index.stage(
-        Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.fingerprint.shingles)
+        Candidate.placed(p.item_id, story_of[p.item_id], p.appeared_at, p.fingerprint.shingles)
         for p in batch
         if p.fingerprint.comparable
     )
