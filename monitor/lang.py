@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import string
+from collections.abc import Iterable
 
 from monitor.types import Lang
 
@@ -15,17 +17,20 @@ _MIN_SCORE = 2
 #: One stop word is enough to overrule a hint even in a headline.
 _DECISIVE_SCORE = 3
 
-_CYRILLIC_RE = re.compile(r"[\u0400-\u04ff]")
-_LATIN_RE = re.compile(r"[A-Za-z\u00c0-\u024f]")
+#: Runs of letters: counting characters run by run is far cheaper than one match per letter.
+_CYRILLIC_RUN_RE = re.compile(r"[\u0400-\u04ff]+")
+_LATIN_RUN_RE = re.compile(r"[A-Za-z\u00c0-\u024f]+")
 _CYRILLIC_WORD_RE = re.compile(r"[\u0400-\u04ff]+(?:['’ʼ][\u0400-\u04ff]+)?")
 _LATIN_WORD_RE = re.compile(r"[a-z\u00c0-\u024f]+(?:['’][a-z]+)?")
 _LATIN_ACCENTED_RE = re.compile(r"[\u00c0-\u024f]")
-_UK_LETTERS_RE = re.compile(r"[іїєґІЇЄҐ]")
-_RU_LETTERS_RE = re.compile(r"[ыэёЫЭЁ]|ъ(?=[еёюяЕЁЮЯ])")
+_UK_LETTERS = "іїєґІЇЄҐ"
+_RU_LETTERS = "ыэёЫЭЁ"
+#: Bulgarian's hard sign stands inside words (България, към), Russian's only before е/ё/ю/я.
+_HARD_SIGN = "ъ"
+_RU_HARD_SIGNS = tuple(_HARD_SIGN + vowel for vowel in "еёюяЕЁЮЯ")
+_APOSTROPHES = "'’ʼ"
 #: Letters of other Cyrillic alphabets (Serbian, Macedonian, Belarusian, Kazakh, ...).
 _OTHER_CYRILLIC_RE = re.compile(r"[ђјљњћџѓќѕўәғқңөұүһҗӊӣӯЂЈЉЊЋЏЃЌЅЎӘҒҚҢӨҰҮҺ]")
-#: Bulgarian's hard sign stands inside words (България, към), Russian's only before е/ё/ю/я.
-_BG_HARD_SIGN_RE = re.compile(r"ъ(?![еёюяЕЁЮЯ])")
 
 
 def _vocabulary(words: str) -> frozenset[str]:
@@ -77,12 +82,24 @@ _OTHER_LATIN_WORDS = _vocabulary(
 )
 
 
+#: Every stop word of each script: the few words the per-language counts need to look at.
+_CYRILLIC_STOP_WORDS = _UK_WORDS | _RU_WORDS | _BG_WORDS
+_LATIN_STOP_WORDS = _EN_WORDS | _OTHER_LATIN_WORDS
+
+#: str.translate table for ASCII text: letters lower-cased, every other character a space.
+_ASCII_LETTERS_ONLY = {code: " " for code in range(128)} | {
+    ord(letter): letter.lower() for letter in string.ascii_letters
+}
+
+
 def detect_lang(text: str, hint: str | None = None) -> Lang:
     """Guess the language of `text`; `hint` (a language tag) decides short or mixed texts."""
     sample = text[:_SAMPLE_CHARS]
     hint_lang = normalize_lang_tag(hint)
-    cyrillic = len(_CYRILLIC_RE.findall(sample))
-    latin = len(_LATIN_RE.findall(sample))
+    if sample.isascii():
+        return _ascii_lang(sample, hint_lang)
+    cyrillic = _letter_count(_CYRILLIC_RUN_RE, sample)
+    latin = _letter_count(_LATIN_RUN_RE, sample)
     letters = cyrillic + latin
     if letters == 0:
         return hint_lang or "other"
@@ -92,6 +109,24 @@ def detect_lang(text: str, hint: str | None = None) -> Lang:
     if latin >= 2 * cyrillic:
         return _latin_lang(sample, short, hint_lang)
     return hint_lang or ("ru" if cyrillic > latin else "en")
+
+
+def _ascii_lang(sample: str, hint: Lang | None) -> Lang:
+    """`detect_lang` for ASCII text, which holds no Cyrillic and no accented letters.
+
+    One translate gives both the letter count and, unless an apostrophe may join words, the
+    same words as `_LATIN_WORD_RE` (runs of letters, lower-cased).
+    """
+    letters_only = sample.translate(_ASCII_LETTERS_ONLY)
+    latin = len(sample) - letters_only.count(" ")
+    if latin == 0:
+        return hint or "other"
+    words = _LATIN_WORD_RE.findall(sample.lower()) if "'" in sample else letters_only.split()
+    return _latin_decision(words, 0, latin < _SHORT_LETTERS, hint)
+
+
+def _letter_count(runs: re.Pattern[str], sample: str) -> int:
+    return sum(map(len, runs.findall(sample)))
 
 
 def normalize_lang_tag(tag: str | None) -> Lang | None:
@@ -111,10 +146,14 @@ def _cyrillic_lang(sample: str, cyrillic: int, short: bool, hint: Lang | None) -
     if foreign >= 2 and foreign * 100 >= cyrillic:
         return "other"
     words = _CYRILLIC_WORD_RE.findall(sample.lower())
-    uk = len(_UK_LETTERS_RE.findall(sample)) + 3 * _count(words, _UK_WORDS)
-    uk += 2 * sum(1 for word in words if "'" in word or "’" in word or "ʼ" in word)
-    ru = len(_RU_LETTERS_RE.findall(sample)) + 3 * _count(words, _RU_WORDS)
-    bg = 3 * _count(words, _BG_WORDS) + 2 * len(_BG_HARD_SIGN_RE.findall(sample))
+    # A word holds at most one apostrophe, so counting apostrophes counts words with one.
+    apostrophe_words = _char_count("".join(words), _APOSTROPHES)
+    ru_hard_signs = _char_count(sample, _RU_HARD_SIGNS)
+    bg_hard_signs = sample.count(_HARD_SIGN) - ru_hard_signs
+    stop = _stop_words(words, _CYRILLIC_STOP_WORDS)
+    uk = _char_count(sample, _UK_LETTERS) + 3 * _count(stop, _UK_WORDS) + 2 * apostrophe_words
+    ru = _char_count(sample, _RU_LETTERS) + ru_hard_signs + 3 * _count(stop, _RU_WORDS)
+    bg = 3 * _count(stop, _BG_WORDS) + 2 * bg_hard_signs
     scores: dict[Lang, int] = {"uk": uk, "ru": ru, "other": bg}
     fallback: Lang = "uk" if uk > ru else "ru" if ru >= bg else "other"
     return _decide(scores, short=short, hint=hint, fitting=("ru", "uk", "other"), fallback=fallback)
@@ -122,8 +161,14 @@ def _cyrillic_lang(sample: str, cyrillic: int, short: bool, hint: Lang | None) -
 
 def _latin_lang(sample: str, short: bool, hint: Lang | None) -> Lang:
     words = _LATIN_WORD_RE.findall(sample.lower())
-    english = _count(words, _EN_WORDS)
-    other = _count(words, _OTHER_LATIN_WORDS) + len(_LATIN_ACCENTED_RE.findall(sample)) // 2
+    accented = len(_LATIN_ACCENTED_RE.findall(sample))
+    return _latin_decision(words, accented, short, hint)
+
+
+def _latin_decision(words: list[str], accented: int, short: bool, hint: Lang | None) -> Lang:
+    stop = _stop_words(words, _LATIN_STOP_WORDS)
+    english = _count(stop, _EN_WORDS)
+    other = _count(stop, _OTHER_LATIN_WORDS) + accented // 2
     scores: dict[Lang, int] = {"en": english, "other": other}
     fallback: Lang = "en" if short or english > other else "other"
     return _decide(scores, short=short, hint=hint, fitting=("en", "other"), fallback=fallback)
@@ -147,13 +192,23 @@ def _decide(
 
 
 def _clear_winner(scores: dict[Lang, int]) -> Lang | None:
-    ranked = sorted(scores.items(), key=lambda pair: pair[1], reverse=True)
-    best_lang, best = ranked[0]
-    runner_up = ranked[1][1] if len(ranked) > 1 else 0
+    ranked = sorted(scores.values(), reverse=True)
+    best = ranked[0]
+    runner_up = ranked[1] if len(ranked) > 1 else 0
     if best >= _MIN_SCORE and best >= 2 * runner_up and best > runner_up:
-        return best_lang
+        # `best` beats every other score, so exactly one language has it.
+        return next(lang for lang, score in scores.items() if score == best)
     return None
 
 
+def _char_count(text: str, needles: Iterable[str]) -> int:
+    """Occurrences in `text` of each needle (none of which can overlap itself), summed."""
+    return sum(map(text.count, needles))
+
+
+def _stop_words(words: list[str], stop_words: frozenset[str]) -> list[str]:
+    return list(filter(stop_words.__contains__, words))
+
+
 def _count(words: list[str], vocabulary: frozenset[str]) -> int:
-    return sum(1 for word in words if word in vocabulary)
+    return sum(map(vocabulary.__contains__, words))

@@ -81,12 +81,20 @@ _BLOCK_TAG_RE = re.compile(
 )
 _CELL_TAG_RE = re.compile(r"</?t[dh]\b[^>]*+>", re.IGNORECASE)
 _ANY_TAG_RE = re.compile(r"</?[A-Za-z][^\s/>]*+(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>|<![^>]*+>")
-_SPACES_RE = re.compile(r"[^\S\n]+")
-_NEWLINES_RE = re.compile(r"\s*\n\s*")
-_WHITESPACE_RE = re.compile(r"\s+")
 #: C0 controls (except tab and newline), DEL and lone surrogates: PostgreSQL refuses them.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _PUNCTUATION_RE = re.compile(r"[^\w\s]|_")
+#: str.translate table for `_ascii_hash_form`: lower case, punctuation and whitespace to " ".
+_ASCII_HASH_FORM = {
+    code: " " if _PUNCTUATION_RE.match(chr(code)) or chr(code).isspace() else chr(code).lower()
+    for code in range(128)
+}
+#: URLs whose canonical form needs no parsing: lower-case http(s) scheme and host name, no
+#: port or user, a path `quote` leaves alone; only tracking, fragment and an empty path change.
+_SIMPLE_URL_RE = re.compile(
+    r"(https?)://([a-z0-9.-]+)(/[A-Za-z0-9/:@!$&'()*+,;=%~._-]*)?"
+    r"(?:\?([\x21\x22\x24-\x7e]*))?(?:#[\x21-\x7e]*)?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +236,20 @@ def html_to_text(html_text: str) -> str:
         text = _strip_tags(text)
     if "&" in text:
         text = html.unescape(text)
-    text = _CONTROL_RE.sub("", text)
-    text = _SPACES_RE.sub(" ", text)
-    return _NEWLINES_RE.sub("\n", text).strip()
+    if "\n" not in text:
+        return _clean_line(text)
+    # Each whitespace run holding a newline becomes one newline, so blank lines go.
+    lines = [_clean_line(line) for line in text.split("\n")]
+    return "\n".join([line for line in lines if line])
+
+
+def _clean_line(line: str) -> str:
+    """The line without control characters, with single spaces for whitespace runs, stripped."""
+    if line.isprintable() and "  " not in line:
+        # Nothing to remove or collapse: all control and whitespace characters bar " " are
+        # unprintable.
+        return line.strip()
+    return " ".join(_CONTROL_RE.sub("", line).split())
 
 
 def _strip_tags(text: str) -> str:
@@ -246,7 +265,7 @@ def _strip_tags(text: str) -> str:
 def _flat(text: str, limit: int) -> str:
     """One line of text, collapsed and capped."""
     if "\n" in text or "\t" in text:
-        text = _WHITESPACE_RE.sub(" ", text)
+        text = " ".join(text.split())
     return _cap(text.strip(), limit)
 
 
@@ -272,7 +291,21 @@ def content_hash(title: str, summary: str) -> str:
 
 
 def _hash_form(text: str) -> str:
+    if text.isascii():
+        return _ascii_hash_form(text)
     return " ".join(_PUNCTUATION_RE.sub(" ", text.casefold()).split())
+
+
+def _ascii_hash_form(text: str) -> str:
+    """`_hash_form` for ASCII text, where casefold() is lower().
+
+    The table blanks what the regex blanks and turns all whitespace into spaces, so collapsing
+    runs of spaces and stripping them does what split() and join() do.
+    """
+    text = text.translate(_ASCII_HASH_FORM)
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text.strip(" ")
 
 
 # --- URLs and dates -----------------------------------------------------------------------
@@ -283,12 +316,22 @@ def _item_url(link: str | None, base: str) -> str | None:
         return None
     link = link.strip()
     if base and "://" not in link[:12]:
-        link = urljoin(base, link)
+        try:
+            link = urljoin(base, link)
+        except ValueError:  # "//[::1": urljoin parses the would-be host and gives up
+            return None
     return canonical_url(link)
 
 
 def canonical_url(url: str) -> str | None:
     """http(s) URL with lower-cased scheme and host, no default port, tracking or fragment."""
+    simple = _SIMPLE_URL_RE.fullmatch(url)
+    if simple is not None:
+        return _simple_canonical_url(*simple.groups())
+    return _parsed_canonical_url(url)
+
+
+def _parsed_canonical_url(url: str) -> str | None:
     try:
         parts = urlsplit(_CONTROL_RE.sub("", url).strip())
         scheme = parts.scheme.lower()
@@ -303,6 +346,17 @@ def canonical_url(url: str) -> str | None:
     netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
     path = quote(parts.path, safe=_PATH_SAFE) or "/"
     canonical = urlunsplit((scheme, netloc, path, _clean_query(parts.query), ""))
+    return canonical if len(canonical) <= URL_MAX else None
+
+
+def _simple_canonical_url(
+    scheme: str, host: str, path: str | None, query: str | None
+) -> str | None:
+    """What `_parsed_canonical_url` makes of a URL `_SIMPLE_URL_RE` matched, without parsing."""
+    canonical = f"{scheme}://{host}{path or '/'}"
+    kept = _clean_query(query or "")
+    if kept:
+        canonical = f"{canonical}?{kept}"
     return canonical if len(canonical) <= URL_MAX else None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,10 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.normalize import (
+    _SIMPLE_URL_RE,
     CONTENT_MAX,
     SUMMARY_MAX,
     TITLE_MAX,
     UNTITLED,
+    _hash_form,
+    _parsed_canonical_url,
     canonical_url,
     content_hash,
     html_to_text,
@@ -247,6 +251,13 @@ def test_relative_link_resolved_against_feed_link() -> None:
     assert item.url == item.identity == "https://site.example/story/1"
 
 
+def test_a_link_urljoin_cannot_resolve_is_no_url_and_the_feed_goes_on() -> None:
+    broken, fine = entry(guid="a", link="//[::1"), entry(guid="b", link="/story/2")
+    first, second = normalize_entries(feed_of(broken, fine), now=NOW).items
+    assert first.url is None and first.identity == "a"
+    assert second.url == "https://site.example/story/2"
+
+
 def test_non_http_link_is_no_url_but_still_an_identity() -> None:
     (item,) = normalize_entries(feed_of(entry(link="mailto:desk@example.com")), now=NOW).items
     assert item.url is None
@@ -307,3 +318,48 @@ def test_html_to_text_never_leaves_controls(text: str) -> None:
     out = html_to_text(text)
     assert not any((ord(ch) < 32 and ch not in "\n\t") or 0xD800 <= ord(ch) <= 0xDFFF for ch in out)
     assert out == out.strip()
+
+
+# --- fast paths agree with the general ones ------------------------------------------------
+
+_URL_PIECES = st.sampled_from(["a", "Z", "0", "-", ".", "/", "%2F", "~", ":", "@", "=", "&", "'"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["http", "https"]),
+    st.from_regex(r"[a-z0-9.-]{1,12}", fullmatch=True),
+    st.lists(_URL_PIECES, max_size=10).map("".join),
+    st.sampled_from(["", "?", "?a=1", "?utm_source=x&b=2&&", "?fbclid=1#top", "#top"]),
+)
+def test_simple_url_shortcut_agrees_with_parsing(
+    scheme: str, host: str, path: str, tail: str
+) -> None:
+    url = f"{scheme}://{host}{'/' + path if path else ''}{tail}"
+    assert _SIMPLE_URL_RE.fullmatch(url)
+    assert canonical_url(url) == _parsed_canonical_url(url)
+
+
+def _regex_cleanup(text: str) -> str:
+    """html_to_text's whitespace and control cleanup as a chain of regular expressions."""
+    text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]", "", text)
+    text = re.sub(r"[^\S\n]+", " ", text)
+    return re.sub(r"\s*\n\s*", "\n", text).strip()
+
+
+_CLEANUP_TEXT = st.text(
+    alphabet=st.sampled_from(list("ab .é\n\t\r\x00\x0b\x1f\x7f\x85\xa0\u2028\u3000\ud800")),
+    max_size=40,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_CLEANUP_TEXT)
+def test_line_cleanup_agrees_with_regex_cleanup(text: str) -> None:
+    assert html_to_text(text) == _regex_cleanup(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_ascii_hash_form_agrees_with_regex_form(text: str) -> None:
+    assert _hash_form(text) == " ".join(re.sub(r"[^\w\s]|_", " ", text.casefold()).split())

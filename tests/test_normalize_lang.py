@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.lang import detect_lang, normalize_lang_tag
 
@@ -136,3 +138,16 @@ def test_hint_decides_short_or_mixed_text(text: str, hint: str | None, expected:
 )
 def test_normalize_lang_tag(tag: str | None, expected: str | None) -> None:
     assert normalize_lang_tag(tag) == expected
+
+
+_WORDS = st.sampled_from(
+    ["the", "of", "and", "it's", "don't", "l'idea", "der", "le", "la", "Kyiv", "talks", "a", "2"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_WORDS, max_size=30), st.sampled_from([None, "en", "ru", "de"]))
+def test_ascii_shortcut_agrees_with_general_path(words: list[str], hint: str | None) -> None:
+    text = " ".join(words)
+    # "…" is neither a letter nor part of a word, but it sends the text down the general path.
+    assert detect_lang(text, hint) == detect_lang(text + " …", hint)
