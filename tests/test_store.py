@@ -166,7 +166,7 @@ def test_any_sequence_of_polls_stores_each_item_once(
 
 
 def test_migrating_twice_changes_nothing(engine: Engine) -> None:
-    assert upgrade(engine) == "0001"
+    assert upgrade(engine) == "0002"
     require_current(engine)
 
 

@@ -15,6 +15,7 @@ from monitor.store import items as item_rows
 from monitor.store.engine import make_engine
 from monitor.store.migrate import require_current, upgrade
 from monitor.store.stories import Pending, StoryIndex, assign_pending
+from monitor.stories import story_words
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult, SaveReport
 
 __all__ = ["Storage", "make_engine", "match_row", "require_current", "upgrade"]
@@ -55,16 +56,17 @@ class Storage:
         """Store new items and their matches in one transaction (stories come later, in
         batches: `assign_pending_stories`); `story_words`, when a worker took them, save
         computing them here."""
+        stories_on = self.stories is not None and self.stories.enabled
+        words = _story_words(items, story_words) if stories_on else None
         with self.engine.begin() as conn:
-            ids = item_rows.insert_items(conn, feed_id, items)
+            ids = item_rows.insert_items(conn, feed_id, items, words)
             match_rows = [
                 match_row(ids[i.identity], r, now)
                 for i, r in zip(items, results, strict=True)
                 if i.identity in ids and r is not None and r.matched
             ]
             new_matches = item_rows.insert_matches(conn, match_rows)
-        if self.stories is not None and self.stories.enabled:
-            words = story_words or (None,) * len(items)
+        if words is not None:
             self.story_index.hint(
                 Pending.from_item(ids[i.identity], i, r, w)
                 for i, r, w in zip(items, results, words, strict=True)
@@ -96,6 +98,15 @@ class Storage:
     def finish_cycle(self, cycle_id: int, summary: item_rows.CycleSummary) -> None:
         with self.engine.begin() as conn:
             item_rows.finish_cycle(conn, cycle_id, summary)
+
+
+def _story_words(items: Sequence[Item], taken: Sequence[str | None] | None) -> list[str]:
+    """Each item's story words: as a worker took them, else taken here."""
+    given = taken if taken is not None else [None] * len(items)
+    return [
+        w if w is not None else story_words(i.title, i.summary)
+        for i, w in zip(items, given, strict=True)
+    ]
 
 
 def match_row(item_id: int, result: MatchResult, now: datetime) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert
     return sqlite.insert(table)
 
 
-def item_row(feed_id: int, item: Item) -> dict[str, Any]:
+def item_row(feed_id: int, item: Item, story_words: str | None = None) -> dict[str, Any]:
     return {
         "feed_id": feed_id,
         "identity": item.identity,
@@ -55,11 +55,18 @@ def item_row(feed_id: int, item: Item) -> dict[str, Any]:
         "first_seen_at": item.first_seen_at,
         "lang": item.lang,
         "content_hash": item.content_hash,
+        "story_words": story_words,
     }
 
 
-def insert_items(conn: Connection, feed_id: int, new: Sequence[Item]) -> dict[str, int]:
-    """Insert items idempotently (ON CONFLICT DO NOTHING); identity → id of rows really added."""
+def insert_items(
+    conn: Connection,
+    feed_id: int,
+    new: Sequence[Item],
+    story_words: Sequence[str | None] | None = None,
+) -> dict[str, int]:
+    """Insert items idempotently (ON CONFLICT DO NOTHING), with their story words if given;
+    identity → id of rows really added."""
     if not new:
         return {}
     statement = (
@@ -67,7 +74,10 @@ def insert_items(conn: Connection, feed_id: int, new: Sequence[Item]) -> dict[st
         .on_conflict_do_nothing(index_elements=[items.c.feed_id, items.c.identity])
         .returning(items.c.id, items.c.identity)
     )
-    rows = conn.execute(statement, [item_row(feed_id, i) for i in new]).all()
+    words = story_words if story_words is not None else [None] * len(new)
+    rows = conn.execute(
+        statement, [item_row(feed_id, i, w) for i, w in zip(new, words, strict=True)]
+    ).all()
     return {r.identity: r.id for r in rows}
 
 

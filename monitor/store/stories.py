@@ -136,6 +136,7 @@ class StoryIndex:
 _INDEX_COLUMNS = (
     items.c.id,
     items.c.story_id,
+    items.c.story_words,
     items.c.title,
     items.c.summary,
     items.c.published_at,
@@ -226,9 +227,15 @@ def _indexable(rows: Iterable[Any], floor: datetime, exclude: set[int]) -> Itera
         when = _appeared(r.published_at, r.first_seen_at)
         if when < floor or r.id in exclude:
             continue
-        words = shingles(r.title, r.summary)
+        words = _shingles(r.story_words, r.title, r.summary)
         if Fingerprint(words).comparable:
             yield Candidate.placed(r.id, r.story_id, when, words)
+
+
+def _shingles(words: str | None, title: str, summary: str) -> frozenset[str]:
+    """An item's shingles from its stored story words, or from its text when it has none
+    (stored before they were kept, or while stories were off)."""
+    return shingles(title, summary) if words is None else shingles_of(words)
 
 
 # --- assignment ---------------------------------------------------------------------------
@@ -252,9 +259,8 @@ class Pending:
         cls, item_id: int, item: Item, result: MatchResult | None, words: str | None = None
     ) -> Pending:
         """The record `_pending` would read back for an item just stored with its match
-        (`words`: its `story_words`, when a worker already took them)."""
-        found = shingles(item.title, item.summary) if words is None else shingles_of(words)
-        fingerprint = Fingerprint(found)
+        and `words` (its `story_words`, as stored)."""
+        fingerprint = Fingerprint(_shingles(words, item.title, item.summary))
         unmatched = cls(item_id, item.url, item.content_hash, appeared_at(item), fingerprint)
         if result is None or not result.matched:
             return unmatched
@@ -311,6 +317,7 @@ def _read_pending(conn: Connection, ids: Sequence[int]) -> list[Pending]:
             items.c.id,
             items.c.url,
             items.c.content_hash,
+            items.c.story_words,
             items.c.title,
             items.c.summary,
             items.c.published_at,
@@ -328,7 +335,7 @@ def _read_pending(conn: Connection, ids: Sequence[int]) -> list[Pending]:
             r.url,
             r.content_hash,
             _appeared(r.published_at, r.first_seen_at),
-            Fingerprint(shingles(r.title, r.summary)),
+            Fingerprint(_shingles(r.story_words, r.title, r.summary)),
             tuple(r.actors or ()),
             tuple(r.topics or ()),
             topic_terms(r.evidence),
