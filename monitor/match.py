@@ -4,6 +4,9 @@
          ─ automaton (first key → candidate phrases) ─ raw hits
          ─ context and exclusion rules ─ topic scores ─ MatchResult (+ evidence)
 
+The automaton first looks an item's words up whole, each remembered once computed: most texts
+hold no phrase and are done with after one dict lookup per word.
+
 `prepare` maps characters one to one (apostrophes to ', hyphens and dashes to a space, Ё to Е),
 so every offset found in the prepared text is an offset in the original text.
 
@@ -17,12 +20,12 @@ import hashlib
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import accumulate, compress, count
+from itertools import accumulate, compress, count, islice
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 from monitor.similarity import SeedIndex
 from monitor.types import FieldName, Hit, Item, Lang, MatchResult, TopicScore
@@ -276,11 +279,49 @@ class RawHit(NamedTuple):
     end: int
 
 
+_V = TypeVar("_V")
+
+#: How many strings a `_Memo` holds before it forgets them all (a bound on a worker's memory).
+_MEMO_SIZE = 131_072
+#: Whitespace other than the plain space (a text without any is tokenised word by word).
+_OTHER_SPACE = re.compile(r"[^\S ]")
+
+
+def _only_plain_spaces(text: str) -> bool:
+    """Whether the only whitespace in `text` is the plain space. Every other whitespace
+    character is unprintable, so `isprintable` (a fast C loop) answers for most texts."""
+    return text.isprintable() or _OTHER_SPACE.search(text) is None
+
+
+class _Memo(dict[str, _V]):
+    """A function of strings computed once per string (the C-level `__getitem__` of a string
+    seen before is the cheapest lookup there is); forgotten wholesale when full. Threads may
+    share it: whichever computes a value computes the same one."""
+
+    __slots__ = ("_compute",)
+
+    def __init__(self, compute: Callable[[str], _V]) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, key: str) -> _V:
+        if len(self) >= _MEMO_SIZE:
+            self.clear()
+        value = self[key] = self._compute(key)
+        return value
+
+
 class PhraseIndex:
     """Phrases indexed by their first token key: each text token costs one dict lookup plus
-    a comparison per phrase starting with that key, however many phrases there are."""
+    a comparison per phrase starting with that key, however many phrases there are.
 
-    __slots__ = ("_first", "size")
+    Most texts hold no phrase, and the words that do are few: `find` looks words up whole (runs
+    of non-whitespace, split by `str.split`), each once per process, and tokenises only around
+    the words that hold a phrase's first token. `_TILE` tokenises a word alone as it does within
+    the whole text: its lookarounds see no further than the whitespace around the word, and
+    every token but a whitespace one lies inside one word."""
+
+    __slots__ = ("_first", "_reach", "_seconds", "_starts", "_word_starts", "size")
 
     def __init__(self, entries: Iterable[Entry]) -> None:
         first: dict[str, list[tuple[list[str], int, Entry]]] = defaultdict(list)
@@ -293,25 +334,82 @@ class PhraseIndex:
         self._first: Mapping[str, tuple[tuple[list[str], int, Entry], ...]] = {
             k: tuple(v) for k, v in first.items()
         }
+        #: For each first key, how many tokens its longest phrase has, and its phrases' second keys.
+        self._reach: Mapping[str, int] = {k: max(n for _, n, _ in v) for k, v in first.items()}
+        self._seconds: Mapping[str, frozenset[str]] = {
+            k: frozenset(keys[1] for keys, n, _ in v if n > 1) for k, v in first.items()
+        }
         self.size = size
+        #: Whether a `_TILE` match is the first token of some phrase.
+        self._starts = _Memo(self._tile_starts)
+        #: Where phrases may start in a word (see `find`).
+        self._word_starts = _Memo(self._starts_in_word)
+
+    def _tile_starts(self, tile: str) -> bool:
+        return _tile_key(tile) in self._first
+
+    def _starts_in_word(self, word: str) -> tuple[tuple[int, int, str], ...]:
+        """(start, end, key) of each token of `word` that starts some phrase."""
+        if word.isalpha():  # one token, the common case
+            key = token_key(word)
+            return ((0, len(word), key),) if key in self._first else ()
+        found, end = [], 0
+        for tile in _TILE.findall(word):
+            start, end = end, end + len(tile)
+            if (key := _tile_key(tile)) in self._first:
+                found.append((start, end, key))
+        return tuple(found)
 
     def find(self, text: str) -> list[tuple[Entry, int, int]]:
-        """Every (entry, start, end) whose phrase occurs in `text`, overlaps included.
-
-        The same hits, in the same order, as a loop over `_scan`'s tokens; but the tokens, their
-        keys and the positions where some phrase starts are found by C-level passes, and offsets
-        are worked out only where a phrase matched."""
-        tiles = _TILE.findall(prepare(text))
-        keys = list(map(_tile_key, tiles))
-        first = self._first
-        starts_here = list(compress(count(), map(first.__contains__, keys)))
-        if not starts_here:
+        """Every (entry, start, end) whose phrase occurs in `text`, overlaps included: the same
+        hits, in the same order, as a loop over `_scan`'s tokens."""
+        prepared = prepare(text)
+        if _only_plain_spaces(prepared):
+            return self._find_in_spaced(prepared)
+        if not any(map(self._word_starts.__getitem__, prepared.split())):
             return []
+        return self._find_in_tiles(prepared)
+
+    def _find_in_spaced(self, text: str) -> list[tuple[Entry, int, int]]:
+        """`find` on a text whose only whitespace is plain spaces: its words (and the empty
+        strings between two spaces) are where `str.split(" ")` cuts, one space apart."""
+        words = text.split(" ")
+        holding = list(compress(count(), map(self._word_starts.__getitem__, words)))
+        if not holding:
+            return []
+        ends = list(accumulate(map(len, words)))
+        found: list[tuple[Entry, int, int]] = []
+        for k in holding:
+            offset = ends[k] - len(words[k]) + k
+            for start, end, key in self._word_starts[words[k]]:
+                found += self._find_at(text, offset + start, offset + end, key)
+        return found
+
+    def _find_at(self, text: str, start: int, end: int, key: str) -> list[tuple[Entry, int, int]]:
+        """Hits of the phrases whose first token, of key `key`, lies at `start:end`: when the
+        next token may continue one of them, the text is tokenised from there as far as the
+        longest of them reaches (tokens tile the text, so the next one starts at `end`)."""
+        keys, ends = [key], [end]
+        following = _TILE.match(text, end) if self._reach[key] > 1 else None
+        if following is not None and _tile_key(following.group()) in self._seconds[key]:
+            for m in islice(_TILE.finditer(text, end), self._reach[key] - 1):
+                keys.append(_tile_key(m.group()))
+                ends.append(m.end())
+        return [
+            (entry, start, ends[n - 1])
+            for pkeys, n, entry in self._first[key]
+            if n == 1 or keys[:n] == pkeys
+        ]
+
+    def _find_in_tiles(self, text: str) -> list[tuple[Entry, int, int]]:
+        """`find` on any text: the tokens and the positions where some phrase starts are found
+        by C-level passes, keys and offsets are worked out only where a phrase may match."""
+        tiles = _TILE.findall(text)
         ends = list(accumulate(map(len, tiles)))
         found: list[tuple[Entry, int, int]] = []
-        for i in starts_here:
-            for pkeys, n, entry in first[keys[i]]:
-                if n == 1 or keys[i : i + n] == pkeys:
+        for i in compress(count(), map(self._starts.__getitem__, tiles)):
+            for pkeys, n, entry in self._first[_tile_key(tiles[i])]:
+                if n == 1 or list(map(_tile_key, tiles[i : i + n])) == pkeys:
                     found.append((entry, _tile_start(tiles[i], ends[i]), ends[i + n - 1]))
         return found
 
@@ -381,6 +479,8 @@ class Matcher:
     __slots__ = (
         "_actors",
         "_anchors",
+        "_context_notes",
+        "_contexts",
         "_index",
         "_live_topics",
         "_no_hits",
@@ -404,6 +504,15 @@ class Matcher:
         self._threshold: Mapping[str, float] = {
             t.id: t.threshold if t.threshold is not None else watchlist.threshold
             for t in watchlist.topics
+        }
+        #: Each actor's and topic's context ids as a set (keyed `actor:<id>`, `topic:<id>`),
+        #: and each topic's note when its context is missing.
+        self._contexts: Mapping[str, frozenset[str]] = {
+            **{f"actor:{a.id}": frozenset(a.context) for a in watchlist.actors},
+            **{f"topic:{t.id}": frozenset(t.context) for t in watchlist.topics},
+        }
+        self._context_notes: Mapping[str, str] = {
+            t.id: _missing_context_note(t) for t in watchlist.topics
         }
         self._no_hits = MatchResult(
             matched=False,
@@ -457,8 +566,8 @@ class Matcher:
             if text
             for entry, start, end in find(text)
         ]
-        if not raw and not explain:
-            return self._no_hits
+        if not explain and not any(h.entry.kind in ("actor", "topic") for h in raw):
+            return self._no_hits  # exclusions and context phrases alone raise nothing
         return self._score(fields, raw, explain=explain)
 
     def raw_hits(self, text: str) -> list[tuple[Entry, int, int]]:
@@ -587,8 +696,9 @@ class Matcher:
         context: Mapping[str, list[RawHit]],
     ) -> bool:
         if actor.context:
+            wanted = self._contexts[f"actor:{actor.id}"]
             present = (independent - {actor.id}) | set(term_hits)
-            return bool(present & set(actor.context)) or bool(context.get(f"actor:{actor.id}"))
+            return not wanted.isdisjoint(present) or bool(context.get(f"actor:{actor.id}"))
         return bool(independent - {actor.id}) or bool(term_hits)
 
     def _topic_score(self, topic: Topic, evidence: _Evidence, seed_sim: float) -> TopicScore | None:
@@ -607,16 +717,16 @@ class Matcher:
                 "a second anchor or a context person or organisation (not a country or place)"
             )
         if topic.needs_context and not self._topic_context(topic, counted, term_hits, context):
-            wanted = ", ".join(topic.context) if topic.context else "any counted actor"
-            notes.append(f"topic {topic.id} needs context ({wanted}); none found")
+            notes.append(self._context_notes[topic.id])
         vetoes = excluded.get(f"topic:{topic.id}", [])
         if vetoes:
+            wanted = self._contexts[f"topic:{topic.id}"]
             strong = [
                 a
                 for a in counted
                 if self._specific(a)
                 and not self._actors[a].needs_context
-                and (not topic.context or a in topic.context)
+                and (not wanted or a in wanted)
             ]
             if len(strong) < STRONG_EVIDENCE_ACTORS:
                 notes.append(
@@ -636,21 +746,21 @@ class Matcher:
         """Counted actors that vouch for a topic without a term: its anchors, and people,
         organisations and groups from its context. Countries and other places are left out:
         they are named in too many stories (a concert in Kharkiv, a museum in Moscow)."""
-        allowed = set(topic.context)
+        allowed, anchors = self._contexts[f"topic:{topic.id}"], self._anchors[topic.id]
         return {
             a
             for a in counted
             if self._actors[a].type != "country"
             and (
-                a in topic.actors
-                or ((a in allowed or not allowed) and self._actors[a].type != "place")
+                a in anchors or ((a in allowed or not allowed) and self._actors[a].type != "place")
             )
         }
 
     def _anchors_suffice(self, topic: Topic, counted: Mapping[str, list[RawHit]]) -> bool:
         """At least two distinct supporting actors, one of them an anchor of the topic."""
         support = self._supporting(topic, counted)
-        return len(support) >= MIN_ACTORS_WITHOUT_TERM and any(a in topic.actors for a in support)
+        anchors = self._anchors[topic.id]
+        return len(support) >= MIN_ACTORS_WITHOUT_TERM and not anchors.isdisjoint(support)
 
     def _topic_context(
         self,
@@ -661,8 +771,12 @@ class Matcher:
     ) -> bool:
         if not topic.context:
             return bool(counted)
-        present = set(counted) | (set(term_hits) - {topic.id})
-        return bool(present & set(topic.context)) or bool(context.get(f"topic:{topic.id}"))
+        wanted = self._contexts[f"topic:{topic.id}"]
+        return (
+            not wanted.isdisjoint(counted)
+            or any(t != topic.id and t in wanted for t in term_hits)
+            or bool(context.get(f"topic:{topic.id}"))
+        )
 
 
 _FIELD_ORDER: Mapping[FieldName, int] = {"title": 0, "summary": 1, "content": 2}
@@ -727,18 +841,16 @@ def _unique_spans(hits: list[RawHit]) -> list[RawHit]:
 
 def _drop_contained(hits: list[RawHit], notes: list[str]) -> list[RawHit]:
     """Drop a hit lying inside a longer hit of the same kind in the same field."""
+    alike: dict[tuple[FieldName, EntryKind], list[RawHit]] = defaultdict(list)
+    for h in hits:
+        alike[h.field, h.entry.kind].append(h)
     kept: list[RawHit] = []
     for h in hits:
         outer = next(
             (
                 o
-                for o in hits
-                if o is not h
-                and o.field == h.field
-                and o.entry.kind == h.entry.kind
-                and o.start <= h.start
-                and h.end <= o.end
-                and (o.end - o.start) > (h.end - h.start)
+                for o in alike[h.field, h.entry.kind]
+                if o.start <= h.start and h.end <= o.end and (o.end - o.start) > (h.end - h.start)
             ),
             None,
         )
@@ -770,15 +882,16 @@ def _topic_parts(
     term_part = sum(best_term.values())
     actor_part = sum(actor_weights)
     in_title = evidence.actor_in_title or any(h.field == "title" for h in terms)
-    parts = {
-        "terms": term_part,
-        "actors": actor_part,
-        "cooccurrence": (COOCCURRENCE_BONUS if term_part and actor_part else 0.0)
-        + (EXTRA_ACTOR_BONUS if len(actor_weights) >= 2 else 0.0),
-        "title": TITLE_BONUS if in_title else 0.0,
-        "similarity": SIMILARITY_WEIGHT * seed_sim,
+    cooccurrence = (COOCCURRENCE_BONUS if term_part and actor_part else 0.0) + (
+        EXTRA_ACTOR_BONUS if len(actor_weights) >= 2 else 0.0
+    )
+    return {
+        "terms": round(term_part, 3),
+        "actors": round(actor_part, 3),
+        "cooccurrence": round(cooccurrence, 3),
+        "title": round(TITLE_BONUS if in_title else 0.0, 3),
+        "similarity": round(SIMILARITY_WEIGHT * seed_sim, 3),
     }
-    return {k: round(v, 3) for k, v in parts.items()}
 
 
 def _with_similarity(score: TopicScore, seed_sim: float) -> TopicScore:
@@ -786,6 +899,11 @@ def _with_similarity(score: TopicScore, seed_sim: float) -> TopicScore:
     parts = {**score.parts, "similarity": round(SIMILARITY_WEIGHT * seed_sim, 3)}
     total = round(sum(parts.values()), 3)
     return TopicScore(score.topic, total, score.threshold, parts, score.notes)
+
+
+def _missing_context_note(topic: Topic) -> str:
+    wanted = ", ".join(topic.context) if topic.context else "any counted actor"
+    return f"topic {topic.id} needs context ({wanted}); none found"
 
 
 def _no_context_note(actor: Actor, hits: Sequence[RawHit]) -> str:

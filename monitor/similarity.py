@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain, compress, repeat
+from operator import mul
 from pathlib import Path
 
 from monitor.errors import ConfigError
@@ -147,9 +149,14 @@ _STOPWORDS = frozenset(
 
 def _terms(text: str) -> Counter[str]:
     """Each word's term (lower case, singular, no stopwords), counted in order of first use."""
-    counts = Counter(map(_term, _WORD.findall(text)))
-    counts.pop("", None)
-    return counts
+    return Counter(chain.from_iterable(map(_run_terms, text.split())))
+
+
+@lru_cache(maxsize=131_072)
+def _run_terms(run: str) -> tuple[str, ...]:
+    """The terms of a run of non-whitespace, in order: `_WORD` never matches whitespace, so a
+    text's words are its runs' words (and a run seen before costs one lookup)."""
+    return tuple(t for t in map(_term, _WORD.findall(run)) if t)
 
 
 @lru_cache(maxsize=131_072)
@@ -219,14 +226,22 @@ class SeedIndex:
 
     def similarities(self, text: str) -> tuple[tuple[str, float], ...]:
         """Cosine similarity of `text` to every seed document, in index order."""
-        query = _weights(_terms(text), self.idf, self.unseen_idf)
+        counts = _terms(text)
+        # The query's weights as `_weights` computes them, but normalised only for the terms
+        # some seed holds (the others count in the norm alone): the same floats, bit for bit.
+        vec = list(
+            map(mul, map(_tf, counts.values()), map(self.idf.get, counts, repeat(self.unseen_idf)))
+        )
+        norm = math.sqrt(sum(map(mul, vec, vec)))
         # Each seed's products in query order, as a sum over every query term adds them; the
         # terms a seed lacks would add exactly 0.0, so leaving them out changes no bit.
         products: list[list[float]] = [[] for _ in self.names]
-        postings = self.postings
-        for term, w in query.items():
-            for number, weight in postings.get(term, ()):
-                products[number].append(w * weight)
+        if norm:
+            postings = self.postings
+            held = map(postings.__contains__, counts)
+            for term, v in compress(zip(counts, vec, strict=True), held):
+                for number, weight in postings[term]:
+                    products[number].append(v / norm * weight)
         return tuple((name, sum(p, 0.0)) for name, p in zip(self.names, products, strict=True))
 
     def nearest(self, text: str) -> tuple[str | None, float]:

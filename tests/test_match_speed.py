@@ -9,8 +9,10 @@ every verdict, equal it whole on matched items, and differ on the others only as
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,12 +44,16 @@ from monitor.match import (
     Matcher,
     PhraseIndex,
     _entries,
+    _Memo,
+    _only_plain_spaces,
     _scan,
     _tile_key,
     _tile_start,
     phrase_keys,
     prepare,
 )
+from monitor.normalize import normalize_entries
+from monitor.parse import parse_feed
 from monitor.similarity import _STOPWORDS, _WORD, SeedIndex, load_seed_index
 from monitor.types import FieldName, Hit, Item, Lang, MatchResult, TopicScore
 from monitor.watchlist import Actor, Topic, Watchlist, load_watchlist
@@ -684,3 +690,91 @@ def test_phrase_index_finds_what_the_token_loop_finds(text: str) -> None:
 def _indexes() -> tuple[PhraseIndex, _RefIndex]:
     entries = _entries(load_watchlist(WATCHLIST))
     return PhraseIndex(entries), _RefIndex(entries)
+
+
+# --- the stream's items, the spaced path, the memos and the similarity ---------------------------
+
+
+@cache
+def _bench_items() -> tuple[Fields, ...]:
+    """Items of the benchmark's generated feeds, parsed and normalised as the pipeline does:
+    most match nothing, some name watched actors and topics."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    feedgen = importlib.import_module("feedgen")
+    now = datetime(2025, 6, 2, 9, tzinfo=UTC)
+    out: list[Fields] = []
+    for feed in feedgen.make_feeds(16, seed=3):
+        parsed = parse_feed(feedgen.render(feed), url=f"http://bench/{feed.index}", headers={})
+        items = normalize_entries(parsed, now=now, max_items=200, feed_lang=None).items
+        out += [(i.title, i.summary, i.content) for i in items]
+    return tuple(out)
+
+
+def test_bench_items_equal_the_reference() -> None:
+    fast = _fast()
+    results = []
+    for fields in _bench_items():
+        assert fast.match_text(*fields) == _expected(fields), fields[0]
+        lean = fast.match(_item(fields))
+        assert lean == _lean_expected(fields, lean), fields[0]
+        results.append(lean)
+    assert len(results) > 600
+    assert 20 < sum(r.matched for r in results) < len(results) // 3
+    assert sum(1 for r in results if r.topic_scores and not r.matched) > 100
+
+
+def test_only_plain_spaces_knows_every_whitespace_character() -> None:
+    spaces = [c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()]
+    assert all(_TILE.match(c * 2) for c in spaces)  # `\s` is `str.isspace`
+    for c in spaces:
+        assert _only_plain_spaces(f"a{c}b") == (c == " "), hex(ord(c))
+    assert _only_plain_spaces("a  b\u00ad")  # unprintable but no other whitespace
+
+
+_SPACED_ALPHABET = [p for p in _ALPHABET if p == " " or not any(c.isspace() for c in p)]
+
+
+def _spaced_texts() -> st.SearchStrategy[str]:
+    piece = st.one_of(st.sampled_from(_SPACED_ALPHABET), st.sampled_from(_words()))
+    return st.lists(piece, max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_spaced_texts())
+def test_spaced_texts_find_what_the_token_loop_finds(text: str) -> None:
+    assert _only_plain_spaces(prepare(text))
+    fast, ref = _indexes()
+    assert fast.find(text) == ref.find(text)
+
+
+def test_memos_forget_when_full_and_find_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("monitor.match._MEMO_SIZE", 16)
+    entries = _entries(load_watchlist(WATCHLIST))
+    fast, ref = PhraseIndex(entries), _RefIndex(entries)
+    for fields in (*_items()[:150], *_items()[-150:]):  # spaced texts and whole documents
+        for text in fields:
+            assert fast.find(text) == ref.find(text)
+    memos = [m for name in fast.__slots__ if isinstance(m := getattr(fast, name), _Memo)]
+    assert memos and all(0 < len(m) <= 16 for m in memos)
+
+
+def _ref_similarities(seeds: SeedIndex, text: str) -> list[tuple[str, float]]:
+    query = _ref_weights(_ref_terms(text), seeds.idf, seeds.unseen_idf)
+    return [
+        (name, sum(w * vec.get(t, 0.0) for t, w in query.items()))
+        for name, vec in zip(seeds.names, seeds.vectors, strict=True)
+    ]
+
+
+@cache
+def _seed_words() -> tuple[str, ...]:
+    return tuple(sorted({w for d in CORPUS.glob("*.txt") for w in d.read_text().split()}))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_ALPHABET), st.sampled_from(_seed_words()))))
+def test_similarities_equal_the_reference_bit_for_bit(pieces: list[str]) -> None:
+    text = " ".join(pieces)
+    seeds = _seeds()
+    assert list(seeds.similarities(text)) == _ref_similarities(seeds, text)
+    assert seeds.nearest(text) == _ref_nearest(seeds, text)
