@@ -10,8 +10,8 @@ Read as a shell pipeline, a cycle is::
       | match                                    # pure: the compiled watchlist
       | store_items_and_matches                  # storage: one transaction per feed
       | advance_validators                       # storage: only after the items are committed
-    assign_stories                               # storage: every few thousand new items, and
-                                                 #   the rest at the end of the cycle
+    assign_stories                               # storage: the cycle's new items, one batch
+                                                 #   (every 50,000 in a huge backfill)
     deliver immediate digests                    # alerts: after the cycle
 
 A feed's failure (network, HTTP, parse) is recorded on the feed and the cycle goes on; an
@@ -226,8 +226,10 @@ class CycleDeps:
     #: Lets worker processes match as they parse.
     watchlist: WatchlistRef | None = None
     #: New items after which stories are assigned while the cycle goes on (the rest at its
-    #: end): clustering then overlaps fetching and parsing instead of following them.
-    story_batch: int = 5000
+    #: end). Each assignment compares its batch with the whole window, so one batch per cycle
+    #: is cheapest (measured: 6.0 s against 8.7 s in batches of 5,000 for 30,000 new items);
+    #: the bound only keeps a huge backfill's batch, and its memory, in check.
+    story_batch: int = 50_000
 
 
 async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleReport:

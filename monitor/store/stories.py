@@ -24,10 +24,23 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Select, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import TypeEngine
 
 from monitor.errors import StorageError
 from monitor.settings import StoriesSettings
@@ -472,26 +485,38 @@ def _apply(
 
 
 def _link_items(conn: Connection, rows: Sequence[tuple[int, int | None, int]]) -> None:
-    """Set (story_id, duplicate_of) of items by id, as one driver-level executemany.
-
-    The statement is compiled once by SQLAlchemy and the rows go to the DB-API cursor as
-    plain tuples: per-row parameter processing through the Core was most of this step's
-    time on a 30,000-item cycle (docs/decisions.md)."""
-    if not rows:
-        return
+    """Set (story_id, duplicate_of) of items by id."""
     statement = (
         update(items)
         .where(items.c.id == bindparam("id"))
         .values(story_id=bindparam("story"), duplicate_of=bindparam("dup"))
     )
-    compiled = statement.compile(dialect=conn.dialect)
+    _executemany(conn, statement, [{"story": s, "dup": d, "id": i} for s, d, i in rows], {})
+
+
+def _executemany(
+    conn: Connection,
+    statement: ClauseElement,
+    rows: Sequence[Mapping[str, Any]],
+    types: Mapping[str, TypeEngine[Any]],
+) -> None:
+    """Run `statement` once per row as one driver-level executemany.
+
+    SQLAlchemy compiles the statement once and converts each value with its column type's
+    bind processor (`types`: JSON, UTC datetimes); the rows then go to the DB-API cursor as
+    plain tuples or dicts. Per-row parameter handling through the Core was most of the time
+    of these writes on a 30,000-item cycle (docs/decisions.md)."""
+    if not rows:
+        return
+    compiled = cast(SQLCompiler, statement.compile(dialect=conn.dialect))
+    processors = {n: t.bind_processor(conn.dialect) for n, t in types.items()}
+    convert = {n: p for n, p in processors.items() if p is not None}
+    converted = [{n: convert[n](v) if n in convert else v for n, v in row.items()} for row in rows]
     order = compiled.positiontup
     if order is None:  # a named paramstyle (psycopg: %(name)s)
-        conn.exec_driver_sql(str(compiled), [{"story": s, "dup": d, "id": i} for s, d, i in rows])
-        return
-    position = {"story": 0, "dup": 1, "id": 2}
-    picks = [position[name] for name in order]
-    conn.exec_driver_sql(str(compiled), [tuple(r[k] for k in picks) for r in rows])
+        conn.exec_driver_sql(str(compiled), converted)
+    else:
+        conn.exec_driver_sql(str(compiled), [tuple(r[n] for n in order) for r in converted])
 
 
 def _key(d: Decision) -> StoryKey:
@@ -532,11 +557,32 @@ def _insert_new_stories(
     keys = [k for k in groups if k[0] == "new"]
     if not keys:
         return {}
-    rows = [_aggregate([by_id[i] for i in groups[k]]) for k in keys]
-    result = conn.execute(
-        insert(stories).returning(stories.c.id, sort_by_parameter_order=True), rows
-    )
-    return dict(zip(keys, result.scalars().all(), strict=True))
+    ids = _new_story_ids(conn, len(keys))
+    rows = [
+        _aggregate([by_id[i] for i in groups[k]]) | {"id": story_id}
+        for k, story_id in zip(keys, ids, strict=True)
+    ]
+    if conn.dialect.name == "sqlite":
+        columns = [stories.c[name] for name in rows[0]]
+        statement = insert(stories).values({c: bindparam(c.name) for c in columns})
+        _executemany(conn, statement, rows, {c.name: c.type for c in columns})
+    else:  # psycopg adapts JSON itself; its executemany is fast enough through the Core
+        conn.execute(insert(stories), rows)
+    return dict(zip(keys, ids, strict=True))
+
+
+def _new_story_ids(conn: Connection, count: int) -> list[int]:
+    """Ids for `count` new stories, taken before inserting them (so the insert needs no
+    RETURNING and can go through `_executemany`): from the sequence on PostgreSQL; on SQLite,
+    above the highest id, which is safe because the assignment transaction holds the write
+    lock (BEGIN IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        query = text(
+            "SELECT nextval(pg_get_serial_sequence('stories', 'id')) FROM generate_series(1, :n)"
+        )
+        return [int(i) for i in conn.execute(query, {"n": count}).scalars()]
+    top = conn.execute(select(func.coalesce(func.max(stories.c.id), 0))).scalar_one()
+    return list(range(int(top) + 1, int(top) + 1 + count))
 
 
 def _update_old_stories(
