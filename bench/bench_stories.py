@@ -208,7 +208,10 @@ def main() -> None:
     parser.add_argument("--cycle", type=int, default=2000)
     parser.add_argument("--probe", type=int, default=2000)
     parser.add_argument("--per-day", type=int, default=4000)
+    parser.add_argument("--stop-like", type=int, default=StoriesSettings().stop_like)
     args = parser.parse_args()
+    global SETTINGS  # one setting for the whole benchmark run
+    SETTINGS = StoriesSettings(stop_like=args.stop_like)
     with tempfile.TemporaryDirectory() as tmp:
         if args.cold:
             cold_cycle(Path(tmp), args.cold)

@@ -153,6 +153,10 @@ class StoriesSettings(Strict):
     threshold_slope: float = Field(0.004, ge=0, le=1)
     #: What later coverage must add for a delivered story to come back as an update.
     update_on: tuple[Literal["actor", "topic", "term"], ...] = ("actor", "topic")
+    #: A word carried by more items of the window than this cannot make two items candidates
+    #: (it still counts in their similarity). Higher finds more stories in a crowded window
+    #: (tens of thousands of items) at a cost per item that grows with it; see docs/decisions.md.
+    stop_like: int = Field(50, ge=2)
 
 
 def _check_cron(value: str) -> str:

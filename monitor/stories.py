@@ -209,6 +209,12 @@ def shingles_of(words: str) -> frozenset[str]:
     return frozenset(map(intern, words.split()))
 
 
+def shingle_tuple_of(words: str) -> tuple[str, ...]:
+    """The shingles of a `story_words` string as the window keeps them: a tuple (its words
+    are distinct already), without building a set first."""
+    return tuple(map(intern, words.split()))
+
+
 def appeared_at(item: Item) -> datetime:
     """When an item appeared: its published date, unless missing or later than first seen."""
     if item.published_at is None or item.published_at > item.first_seen_at:

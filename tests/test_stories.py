@@ -24,6 +24,7 @@ from monitor.stories import (
     fingerprints,
     plan_batch,
     processing_order,
+    shingle_tuple_of,
     shingles,
     shingles_of,
     similarity,
@@ -300,4 +301,7 @@ def test_labelled_set_errors_name_file_and_line(tmp_path: Path) -> None:
     ],
 )
 def test_story_words_sent_from_a_worker_give_the_same_shingles(title: str, summary: str) -> None:
-    assert shingles_of(story_words(title, summary)) == shingles(title, summary)
+    words = story_words(title, summary)
+    assert shingles_of(words) == shingles(title, summary)
+    as_tuple = shingle_tuple_of(words)
+    assert len(as_tuple) == len(set(as_tuple)) and set(as_tuple) == shingles(title, summary)

@@ -436,3 +436,9 @@ def test_a_hint_for_an_item_whose_transaction_rolled_back_is_ignored(engine: Eng
     assert storage.assign_pending_stories(T0 + timedelta(hours=1)) == 1
     [p] = placed(engine, [kept])
     assert p.new_story
+
+
+def test_storage_takes_the_stop_like_limit_from_settings(engine: Engine) -> None:
+    storage = Storage(engine, StoriesSettings(stop_like=120))
+    assert storage.story_index.window.stop_like == 120
+    assert Storage(engine, None).story_index.window.stop_like == SETTINGS.stop_like

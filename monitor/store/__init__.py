@@ -15,7 +15,7 @@ from monitor.store import items as item_rows
 from monitor.store.engine import make_engine
 from monitor.store.migrate import require_current, upgrade
 from monitor.store.stories import Pending, StoryIndex, assign_pending
-from monitor.stories import story_words
+from monitor.stories import STOP_LIKE, story_words
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult, SaveReport
 
 __all__ = ["Storage", "make_engine", "match_row", "require_current", "upgrade"]
@@ -27,7 +27,7 @@ class Storage:
     def __init__(self, engine: Engine, stories: StoriesSettings | None = None) -> None:
         self.engine = engine
         self.stories = stories
-        self.story_index = StoryIndex()
+        self.story_index = StoryIndex(stories.stop_like if stories else STOP_LIKE)
 
     def sync_feeds(self, specs: Sequence[FeedSpec], now: datetime) -> feed_rows.SyncReport:
         with self.engine.begin() as conn:

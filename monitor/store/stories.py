@@ -46,6 +46,7 @@ from monitor.errors import StorageError
 from monitor.settings import StoriesSettings
 from monitor.store.schema import feeds, items, matches, stories
 from monitor.stories import (
+    MIN_SHINGLES,
     STOP_LIKE,
     Candidate,
     Decision,
@@ -57,6 +58,7 @@ from monitor.stories import (
     appeared_at,
     plan_batch,
     roots_of_pairs,
+    shingle_tuple_of,
     shingles,
     shingles_of,
     union_sorted,
@@ -240,9 +242,12 @@ def _indexable(rows: Iterable[Any], floor: datetime, exclude: set[int]) -> Itera
         when = _appeared(r.published_at, r.first_seen_at)
         if when < floor or r.id in exclude:
             continue
-        words = _shingles(r.story_words, r.title, r.summary)
-        if Fingerprint(words).comparable:
-            yield Candidate.placed(r.id, r.story_id, when, words)
+        if r.story_words is None:
+            words = tuple(shingles(r.title, r.summary))
+        else:
+            words = shingle_tuple_of(r.story_words)
+        if len(words) >= MIN_SHINGLES:
+            yield Candidate(r.id, r.story_id, when, words)
 
 
 def _shingles(words: str | None, title: str, summary: str) -> frozenset[str]:
