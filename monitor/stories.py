@@ -439,8 +439,15 @@ def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matr
         dtype=np.int64,
         count=int(sizes.sum()),
     )
-    vocab, cols = np.unique(hashes, return_inverse=True)
-    rows = np.repeat(np.arange(len(nodes), dtype=np.int64), sizes)
+    # Only shingles some new node carries can be shared with a new node, so only they become
+    # columns (counted over every node, stored and new); the rest of the window's shingles
+    # matter only through `sizes`. A small batch then costs a lookup per window shingle
+    # instead of a sort of them all.
+    vocab = np.unique(hashes[int(sizes[:first_new].sum()) :])
+    found = np.minimum(np.searchsorted(vocab, hashes), len(vocab) - 1)
+    kept = vocab[found] == hashes
+    cols = found[kept]
+    rows = np.repeat(np.arange(len(nodes), dtype=np.int64), sizes)[kept]
     carriers = np.bincount(cols, minlength=len(vocab))
     common = carriers[cols] > stop_like
     rare = csr_matrix(
