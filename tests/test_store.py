@@ -250,3 +250,51 @@ def test_migrations_produce_exactly_the_schema(engine: Engine) -> None:
             )
         ]
     assert diff == []
+
+
+def test_a_database_at_revision_0001_with_items_upgrades_and_places_them(db_url: str) -> None:
+    """Items stored before story words were kept (NULL) are placed from their text."""
+    from alembic import command
+
+    from monitor.settings import StoriesSettings
+    from monitor.store.migrate import APPLICATION_ID, _alembic_config
+    from monitor.store.schema import meta
+
+    old = make_engine(db_url)
+    with old.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0001")
+        conn.execute(meta.insert().values(key="application", value=APPLICATION_ID))
+        conn.execute(
+            text(
+                "INSERT INTO feeds (url, tags, enabled, interval_s, error_count, created_at) "
+                "VALUES ('https://a.example/rss', '[]', true, 900, 0, :now)"
+            ),
+            {"now": NOW.replace(tzinfo=None)},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO items (feed_id, identity, url, title, summary, content, "
+                "first_seen_at, lang, content_hash) VALUES (1, 'old', "
+                "'https://a.example/old', :title, :summary, '', :now, 'en', 'h-old')"
+            ),
+            {
+                "title": "Delegations resume Istanbul talks on prisoner exchange",
+                "summary": "Umerov and Medinsky met for two hours in Istanbul.",
+                "now": NOW.replace(tzinfo=None),
+            },
+        )
+    old.dispose()
+    engine = make_engine(db_url)
+    try:
+        assert upgrade(engine) == "0002"
+        storage = Storage(engine, StoriesSettings())
+        rewrite = item("new", "Istanbul talks on prisoner exchange resume, delegations say")
+        storage.save_items(1, [rewrite], [None], NOW)
+        assert storage.assign_pending_stories(NOW + timedelta(minutes=1)) == 2
+        with engine.connect() as conn:
+            rows = conn.execute(select(items.c.identity, items.c.story_id, items.c.story_words))
+            by_identity = {r.identity: r for r in rows}
+        assert by_identity["old"].story_words is None and by_identity["new"].story_words
+        assert by_identity["old"].story_id == by_identity["new"].story_id is not None
+    finally:
+        engine.dispose()
