@@ -252,10 +252,20 @@ async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleRep
     return CycleReport(started, deps.clock(), tuple(outcomes), deps.watchlist_version)
 
 
+#: Share of parsed items that must be new before worker processes pay off (see ParseRoute).
+NEW_SHARE_FOR_WORKERS = 0.2
+
+
 class ParseRoute:
     """Where the cycle's next body is parsed: the storage thread for the first few, worker
     processes (started on demand) once there are enough to repay starting them, and the
-    storage thread again for the rest of the cycle if a worker process dies."""
+    storage thread again for the rest of the cycle if a worker process dies.
+
+    Workers match every item they parse, while the storage thread matches only the new ones,
+    so workers pay off only when much of what is parsed is new: a first poll, not a steady
+    cycle where changed feeds bring a few new items among many known ones. They are asked
+    for once `threshold` bodies were parsed and at least NEW_SHARE_FOR_WORKERS of the items
+    parsed in the storage thread so far were new."""
 
     def __init__(
         self,
@@ -267,12 +277,21 @@ class ParseRoute:
         self._threshold = threshold
         self._on_broken = on_broken
         self._bodies = 0
+        self._parsed_here = 0
+        self._new_here = 0
 
     def next_executor(self) -> Executor | None:
         self._bodies += 1
         if self._pool is None or self._bodies < self._threshold:
             return None
+        if self._new_here < NEW_SHARE_FOR_WORKERS * self._parsed_here:
+            return None
         return self._pool()
+
+    def parsed_here(self, items: int, new: int) -> None:
+        """Record a body parsed in the storage thread: its items, and how many were new."""
+        self._parsed_here += items
+        self._new_here += new
 
     def broken(self) -> None:
         """A worker died (killed, out of memory): stop using the pool; the owner replaces it."""
@@ -382,6 +401,8 @@ async def poll_feed(
         await loop.run_in_executor(store, states.add, intent)
         return FeedOutcome(feed.id, feed.url, "failed", error=parsed.error)
     report = await loop.run_in_executor(store, partial(_store, deps, feed, parsed, now))
+    if pool is None:
+        route.parsed_here(len(parsed.items), report.new_items)
     intent = _success_intent(deps, feed, fetched, now, parsed.ttl_min, parsed.title)
     await loop.run_in_executor(store, states.add, intent, report.new_items)
     return FeedOutcome(

@@ -108,7 +108,8 @@ class ScheduleSettings(Strict):
     batch_size: int = Field(1000, ge=1)
     #: Processes that parse and match feeds: -1 one per core when there are several, 0 none
     #: (parse in the storage thread), N exactly N. Started once a cycle has `parallel_from`
-    #: bodies to parse, then kept for the life of the process.
+    #: bodies to parse and a fifth of the items parsed so far were new (a first poll, not a
+    #: steady cycle), then kept for the life of the process.
     parse_workers: int = Field(-1, ge=-1, le=64)
     parallel_from: int = Field(50, ge=1)
 

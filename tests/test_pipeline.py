@@ -463,3 +463,19 @@ def test_a_dead_worker_pool_degrades_to_the_storage_thread(
     report = monitor.poll(due_only=False)
     assert (report.count("fetched"), report.new_items, report.new_matches) == (4, 12, 4)
     assert discarded == [True]  # reported once, then the cycle stopped asking for the pool
+
+
+def test_workers_are_asked_for_only_when_much_of_what_is_parsed_is_new() -> None:
+    from monitor.pipeline import ParseRoute
+
+    pool = object()
+    route = ParseRoute(lambda: pool, threshold=3)  # type: ignore[arg-type,return-value]
+    assert route.next_executor() is None  # 1st body: below the threshold
+    route.parsed_here(60, 3)
+    assert route.next_executor() is None
+    route.parsed_here(60, 3)
+    # A steady cycle: 6 new of 120 parsed; the storage thread matches only those 6.
+    assert route.next_executor() is None
+    route.parsed_here(60, 60)
+    # A first poll: most items are new; workers take the matching off the storage thread.
+    assert route.next_executor() is pool
