@@ -1,13 +1,13 @@
 """Story clustering, pure: shingles, the window of placed items, the join-or-start decision.
 
 The same event reported by several feeds becomes one story. Each item is reduced to a set of
-shingles (content words of title + summary); the similarity of two items is the Jaccard
-similarity of their sets. `best_candidates` compares a batch of new items with the placed
-items of the window (`PlacedWindow`) at once, as sparse-matrix products: two items are
-candidates when they share two shingles that are not stop-like in the window (carried by
-more than `STOP_LIKE` items: "ukraine", "talks"), so the cost per item stays bounded however
-crowded the window is; `choose_story` states the same decision for one item, by exact
-Jaccard similarity.
+shingles (content words of title + summary), kept as 64-bit hashes (`word_hashes`); the
+similarity of two items is the Jaccard similarity of their sets. `best_candidates` compares
+a batch of new items with the placed items of the window (`PlacedWindow`) at once, as
+sparse-matrix products: two items are candidates when they share two shingles that are not
+stop-like in the window (carried by more than `STOP_LIKE` items: "ukraine", "talks"), so the
+cost per item stays bounded however crowded the window is; `choose_story` states the same
+decision for one item, by exact Jaccard similarity.
 
 The decision asks more similarity the further apart two items appeared: coverage of one event
 clusters within hours, while a follow-up a day later that merely shares actors and vocabulary
@@ -23,11 +23,9 @@ from __future__ import annotations
 import heapq
 import re
 import unicodedata
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import chain
-from sys import intern
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -107,13 +105,13 @@ class StoryRules:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Fingerprint:
-    """What clustering keeps of an item: its set of shingles."""
+    """What clustering keeps of an item: its distinct shingles, as hashes (`word_hashes`)."""
 
-    shingles: frozenset[str]
+    hashes: np.ndarray
 
     @property
     def comparable(self) -> bool:
-        return len(self.shingles) >= MIN_SHINGLES
+        return len(self.hashes) >= MIN_SHINGLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,15 +133,8 @@ class Candidate:
     #: Its story, or None when it has none (stored before stories existed).
     story_id: int | None
     appeared_at: datetime
-    #: Distinct shingles; the window keeps them as a tuple (a quarter of a frozenset's size).
-    shingles: Collection[str] = field(compare=False)
-
-    @classmethod
-    def placed(
-        cls, item_id: int, story_id: int | None, appeared_at: datetime, shingles: Iterable[str]
-    ) -> Candidate:
-        """A compact record for the window."""
-        return cls(item_id, story_id, appeared_at, tuple(shingles))
+    #: Its distinct shingles, as hashes (`Fingerprint.hashes`).
+    hashes: np.ndarray = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,28 +182,78 @@ def content_words(text: str) -> list[str]:
 
 
 def shingles(title: str, summary: str) -> frozenset[str]:
-    """The set compared between items: the content words of title and summary.
-
-    Interned: the window holds tens of thousands of sets over a vocabulary of a few
-    thousand stems, so each stem is stored once."""
-    return frozenset(map(intern, set(content_words(f"{title}\n{summary}"))))
+    """The set compared between items: the content words of title and summary."""
+    return frozenset(content_words(f"{title}\n{summary}"))
 
 
 def story_words(title: str, summary: str) -> str:
-    """The shingles of an item as one space-separated string: compact to send from a worker
-    process (`shingles_of` turns it back into the set)."""
+    """The shingles of an item as one space-separated string, each once: what is stored in
+    `items.story_words` and sent from a worker process (`fingerprints_of` hashes it)."""
     return " ".join(dict.fromkeys(content_words(f"{title}\n{summary}")))
 
 
-def shingles_of(words: str) -> frozenset[str]:
-    """The shingle set of a `story_words` string (equal to `shingles` of the same text)."""
-    return frozenset(map(intern, words.split()))
+def fingerprints_of(words: Sequence[str]) -> list[Fingerprint]:
+    """One fingerprint per `story_words` string (hashed in bulk: `word_hashes`)."""
+    return [Fingerprint(h) for h in word_hashes(words)]
 
 
-def shingle_tuple_of(words: str) -> tuple[str, ...]:
-    """The shingles of a `story_words` string as the window keeps them: a tuple (its words
-    are distinct already), without building a set first."""
-    return tuple(map(intern, words.split()))
+def fingerprints(sets: Iterable[Iterable[str]]) -> list[Fingerprint]:
+    """One fingerprint per set of shingles."""
+    return fingerprints_of([" ".join(dict.fromkeys(s)) for s in sets])
+
+
+#: Texts hashed per numpy pass (bounds the temporary arrays to a few megabytes).
+HASH_CHUNK = 2000
+
+
+def word_hashes(texts: Sequence[str]) -> list[np.ndarray]:
+    """For each text, the 64-bit hashes of its whitespace-separated words, in order (int64).
+
+    The same word gets the same hash in every process and on every run (unlike `hash()` of
+    a str, which is salted per process), so workers and the parent agree. All the words of
+    a chunk of texts are hashed in a few numpy passes over their code points instead of one
+    Python call per word: a polynomial over the code points with odd 64-bit multipliers,
+    finished with SplitMix64's mixer. Two words share a hash only on a 64-bit collision.
+    """
+    out: list[np.ndarray] = []
+    for start in range(0, len(texts), HASH_CHUNK):
+        out.extend(_hash_chunk(texts[start : start + HASH_CHUNK]))
+    return out
+
+
+_NO_HASHES = np.zeros(0, dtype=np.int64)
+
+
+def _hash_chunk(texts: Sequence[str]) -> list[np.ndarray]:
+    codes = np.frombuffer("\n".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    separator = codes <= 32  # whitespace and control characters never occur in a word
+    starts = ~separator & np.concatenate(([True], separator[:-1]))[: len(codes)]
+    if not starts.any():
+        return [_NO_HASHES] * len(texts)
+    in_word = ~separator
+    chars = codes[in_word].astype(np.uint64)
+    first = np.flatnonzero(starts[in_word])  # where each word starts, among word chars
+    word_of_char = np.cumsum(starts[in_word]) - 1
+    position = np.arange(len(chars)) - first[word_of_char]
+    lengths = np.diff(np.append(first, len(chars))).astype(np.uint64)
+    summed = np.add.reduceat(chars * _multipliers(int(position.max()) + 1)[position], first)
+    hashes = _mix(summed ^ (lengths * np.uint64(0x9E3779B97F4A7C15))).view(np.int64)
+    text_of_word = np.cumsum(codes == 10)[np.flatnonzero(starts)]
+    ends = np.cumsum(np.bincount(text_of_word, minlength=len(texts))).tolist()
+    return [hashes[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: every input bit affects every output bit (uint64 wraps)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    out: np.ndarray = x ^ (x >> np.uint64(31))
+    return out
+
+
+def _multipliers(count: int) -> np.ndarray:
+    """One odd 64-bit multiplier per position in a word (the same on every call)."""
+    return _mix(np.arange(1, count + 1, dtype=np.uint64)) | np.uint64(1)
 
 
 def appeared_at(item: Item) -> datetime:
@@ -222,14 +263,9 @@ def appeared_at(item: Item) -> datetime:
     return item.published_at
 
 
-def fingerprints(sets: Iterable[Iterable[str]]) -> list[Fingerprint]:
-    """One fingerprint per shingle set."""
-    return [Fingerprint(frozenset(s)) for s in sets]
-
-
-def similarity(a: frozenset[str], b: frozenset[str]) -> float:
-    """Jaccard similarity of two shingle sets (0.0 when both are empty)."""
-    shared = len(a & b)
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard similarity of two sets of distinct shingle hashes (0.0 when both are empty)."""
+    shared = len(np.intersect1d(a, b, assume_unique=True))
     union = len(a) + len(b) - shared
     return shared / union if union else 0.0
 
@@ -308,15 +344,13 @@ def choose_story(
     """
     if not new.fingerprint.comparable:
         return None
-    mine = new.fingerprint.shingles
-    size = len(mine)
+    mine = new.fingerprint.hashes
     best: tuple[float, datetime, Candidate, float] | None = None
     for cand in candidates:
         gap = new.appeared_at - cand.appeared_at
         if abs(gap) > rules.window:
             continue
-        shared = len(mine.intersection(cand.shingles))
-        sim = shared / (size + len(cand.shingles) - shared)
+        sim = similarity(mine, cand.hashes)
         margin = sim - rules.required(gap)
         if margin >= 0 and (best is None or (-margin, cand.appeared_at) < best[:2]):
             best = (-margin, cand.appeared_at, cand, sim)
@@ -386,14 +420,15 @@ ROWS_PER_STEP = 2000
 
 @dataclass(frozen=True, slots=True)
 class _Matrix:
-    """Stored candidates then comparable batch items (in processing order) as sparse rows."""
+    """Stored candidates then comparable batch items (in processing order) as sparse rows
+    (CSR, 0/1) over the shingles some batch item carries."""
 
     nodes: list[Candidate]
     first_new: int
-    #: Non-stop-like shingles, one row per node (CSR, 0/1).
+    #: Non-stop-like shingles, one row per node.
     rare: csr_matrix
-    #: Stop-like shingles, one row per node, as packed bits.
-    common_bits: np.ndarray
+    #: Stop-like shingles, one row per node.
+    common: csr_matrix
     sizes: np.ndarray
     hours: np.ndarray
 
@@ -413,13 +448,13 @@ def best_candidates(
     reach the threshold; `choose_story`'s rule picks.
     """
     new_nodes = [
-        Candidate(p.item_id, None, p.appeared_at, p.fingerprint.shingles)
+        Candidate(p.item_id, None, p.appeared_at, p.fingerprint.hashes)
         for p in ordered
         if p.fingerprint.comparable
     ]
     if not new_nodes:
         return {}
-    nodes = [c for c in stored if len(c.shingles) >= MIN_SHINGLES] + new_nodes
+    nodes = [c for c in stored if len(c.hashes) >= MIN_SHINGLES] + new_nodes
     matrix = _matrix(nodes, len(nodes) - len(new_nodes), stop_like)
     out: dict[int, tuple[Candidate, float]] = {}
     for start in range(matrix.first_new, len(nodes), ROWS_PER_STEP):
@@ -430,46 +465,47 @@ def best_candidates(
 
 
 def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matrix:
-    sizes = np.fromiter(map(len, (n.shingles for n in nodes)), dtype=np.int64, count=len(nodes))
-    # Columns are shingles, numbered through their 64-bit string hashes (computed once per
-    # string and cached by Python): a vectorised vocabulary instead of a dict lookup per
-    # shingle. Two shingles would share a column only on a full 64-bit hash collision.
-    hashes = np.fromiter(
-        map(hash, chain.from_iterable(n.shingles for n in nodes)),
-        dtype=np.int64,
-        count=int(sizes.sum()),
-    )
-    # Only shingles some new node carries can be shared with a new node, so only they become
-    # columns (counted over every node, stored and new); the rest of the window's shingles
-    # matter only through `sizes`. A small batch then costs a lookup per window shingle
-    # instead of a sort of them all.
-    vocab = np.unique(hashes[int(sizes[:first_new].sum()) :])
-    found = np.minimum(np.searchsorted(vocab, hashes), len(vocab) - 1)
-    kept = vocab[found] == hashes
-    cols = found[kept]
-    rows = np.repeat(np.arange(len(nodes), dtype=np.int64), sizes)[kept]
-    carriers = np.bincount(cols, minlength=len(vocab))
+    sizes = np.fromiter(map(len, (n.hashes for n in nodes)), dtype=np.int64, count=len(nodes))
+    rows, cols, width = _columns(np.concatenate([n.hashes for n in nodes]), sizes, first_new)
+    carriers = np.bincount(cols, minlength=width)
     common = carriers[cols] > stop_like
-    rare = csr_matrix(
-        (np.ones(int((~common).sum()), dtype=np.int32), (rows[~common], cols[~common])),
-        shape=(len(nodes), len(vocab)),
-    )
-    common_ids = np.cumsum(carriers > stop_like) - 1
-    bit = common_ids[cols[common]]
-    words = max(1, (int((carriers > stop_like).sum()) + 63) // 64)
-    packed = np.zeros((len(nodes), words), dtype=np.uint64)
-    np.bitwise_or.at(
-        packed,
-        (rows[common], bit // 64),
-        np.left_shift(np.uint64(1), (bit % 64).astype(np.uint64)),
-    )
     epoch = nodes[0].appeared_at
     hours = np.fromiter(
         ((n.appeared_at - epoch).total_seconds() / 3600 for n in nodes),
         dtype=np.float64,
         count=len(nodes),
     )
-    return _Matrix(list(nodes), first_new, rare, packed, sizes, hours)
+    return _Matrix(
+        list(nodes),
+        first_new,
+        _ones(rows[~common], cols[~common], (len(nodes), width)),
+        _ones(rows[common], cols[common], (len(nodes), width)),
+        sizes,
+        hours,
+    )
+
+
+def _columns(
+    hashes: np.ndarray, sizes: np.ndarray, first_new: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(row, column) of each shingle a batch item carries, and the number of columns.
+
+    Columns are shingles, numbered through their hashes: a vectorised vocabulary instead of
+    a dict lookup per shingle. Only shingles some new node carries can be shared with a new
+    node, so only they become columns (counted over every node, stored and new); the rest of
+    the window's shingles matter only through `sizes`. A small batch then costs a lookup per
+    window shingle instead of a sort of them all."""
+    split = int(sizes[:first_new].sum())
+    vocab, new_cols = np.unique(hashes[split:], return_inverse=True)
+    found = np.minimum(np.searchsorted(vocab, hashes[:split]), max(len(vocab) - 1, 0))
+    kept = vocab[found] == hashes[:split] if len(vocab) else np.zeros(split, dtype=bool)
+    rows = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+    rows = np.concatenate((rows[:split][kept], rows[split:]))
+    return rows, np.concatenate((found[kept], new_cols.ravel())), len(vocab)
+
+
+def _ones(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> csr_matrix:
+    return csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=shape)
 
 
 def _best_in_rows(
@@ -486,7 +522,10 @@ def _best_in_rows(
     gap = np.abs(m.hours[row] - m.hours[col])
     near = gap <= rules.window.total_seconds() / 3600
     row, col, count, gap = row[near], col[near], count[near], gap[near]
-    both = np.bitwise_count(m.common_bits[row] & m.common_bits[col]).sum(axis=1)
+    if not len(row):
+        return
+    # Stop-like shingles shared, for the candidate pairs only: a row-by-row product.
+    both = np.asarray(m.common[row].multiply(m.common[col]).sum(axis=1)).ravel()
     total = count + both
     sim = total / (m.sizes[row] + m.sizes[col] - total)
     margin = sim - (rules.threshold + rules.slope_per_hour * gap)
@@ -543,4 +582,6 @@ def roots_of_pairs(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
 
 def union_sorted(*groups: Iterable[str]) -> list[str]:
     """Union of string groups, sorted (JSON columns stay stable and comparable)."""
+    if len(groups) == 1 and not groups[0]:
+        return []  # most items match nothing: spare building a set
     return sorted({value for group in groups for value in group})

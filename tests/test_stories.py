@@ -7,8 +7,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from monitor import stories
 from monitor.errors import ConfigError
 from monitor.evaluate_stories import format_report, load_labelled, run
 from monitor.settings import StoriesSettings
@@ -22,13 +24,13 @@ from monitor.stories import (
     choose_story,
     duplicate_roots,
     fingerprints,
+    fingerprints_of,
     plan_batch,
     processing_order,
-    shingle_tuple_of,
     shingles,
-    shingles_of,
     similarity,
     story_words,
+    word_hashes,
 )
 from monitor.types import Item
 
@@ -49,15 +51,13 @@ def test_shingles_fold_case_accents_punctuation_and_stopwords() -> None:
 
 
 def test_similarity_is_exact_jaccard() -> None:
-    base = frozenset(f"w{i}" for i in range(60))
-    other = frozenset(f"w{i}" for i in range(30, 90))
+    base, other, empty = (
+        fp.hashes
+        for fp in fingerprints([[f"w{i}" for i in range(60)], [f"w{i}" for i in range(30, 90)], []])
+    )
     assert similarity(base, other) == pytest.approx(30 / 90)
     assert similarity(base, base) == 1.0
-    assert similarity(frozenset(), frozenset()) == 0.0
-
-
-def _entry(item_id: int, words: set[str], at: datetime = T0) -> Candidate:
-    return Candidate(item_id, 100 + item_id, at, frozenset(words))
+    assert similarity(empty, empty) == 0.0
 
 
 def _best(
@@ -109,25 +109,26 @@ def test_vectorised_choice_equals_choose_story_over_the_candidates() -> None:
 
     pool = [_candidate(i, 100 + i, w, at) for i, w, at in stored]
     batch = processing_order([_prepared(i, w, at) for i, w, at in new])
-    counts = Counter(s for c in pool for s in c.shingles)
-    counts.update(s for p in batch for s in p.fingerprint.shingles)
+    sets = {c.item_id: set(c.hashes.tolist()) for c in pool}
+    sets |= {p.item_id: set(p.fingerprint.hashes.tolist()) for p in batch}
+    counts = Counter(h for hashes in sets.values() for h in hashes)
     expected: dict[int, int] = {}
     for p in batch:
-        rare = {s for s in p.fingerprint.shingles if counts[s] <= stop_like}
-        size = len(p.fingerprint.shingles)
+        rare = {h for h in sets[p.item_id] if counts[h] <= stop_like}
+        size = len(sets[p.item_id])
         eligible = [
             c
             for c in pool
-            if len(rare & c.shingles) >= 2
+            if len(rare & sets[c.item_id]) >= 2
             or (
-                len(rare & c.shingles) == 1
-                and size + len(c.shingles) <= (1 + RULES.threshold) / RULES.threshold
+                len(rare & sets[c.item_id]) == 1
+                and size + len(sets[c.item_id]) <= (1 + RULES.threshold) / RULES.threshold
             )
         ]
         choice = choose_story(p, eligible, RULES)
         if choice is not None:
             expected[p.item_id] = choice[0].item_id
-        pool.append(Candidate(p.item_id, None, p.appeared_at, p.fingerprint.shingles))
+        pool.append(Candidate(p.item_id, None, p.appeared_at, p.fingerprint.hashes))
     assert len(expected) > 50
     assert got == expected
 
@@ -174,7 +175,8 @@ def _prepared(item_id: int, words: set[str], at: datetime) -> Prepared:
 
 
 def _candidate(item_id: int, story_id: int, words: set[str], at: datetime) -> Candidate:
-    return Candidate(item_id, story_id, at, frozenset(words))
+    [fp] = fingerprints([words])
+    return Candidate(item_id, story_id, at, fp.hashes)
 
 
 TALKS = {
@@ -300,8 +302,43 @@ def test_labelled_set_errors_name_file_and_line(tmp_path: Path) -> None:
         ("", ""),
     ],
 )
-def test_story_words_sent_from_a_worker_give_the_same_shingles(title: str, summary: str) -> None:
+def test_story_words_sent_from_a_worker_give_the_same_fingerprint(title: str, summary: str) -> None:
     words = story_words(title, summary)
-    assert shingles_of(words) == shingles(title, summary)
-    as_tuple = shingle_tuple_of(words)
-    assert len(as_tuple) == len(set(as_tuple)) and set(as_tuple) == shingles(title, summary)
+    assert sorted(words.split()) == sorted(shingles(title, summary))
+    [from_words] = fingerprints_of([words])
+    [from_set] = fingerprints([shingles(title, summary)])
+    assert sorted(from_words.hashes.tolist()) == sorted(from_set.hashes.tolist())
+    assert len(set(from_words.hashes.tolist())) == len(from_words.hashes)
+
+
+def test_word_hashes_are_fixed_values_the_same_in_every_process() -> None:
+    """Workers and the parent hash apart: the values must not depend on the process
+    (as `hash()` of a str does), so they are pinned here."""
+    [hashes] = word_hashes(["kyiv зеленс 𝔘nicode"])
+    assert hashes.dtype == np.int64
+    assert hashes.tolist() == PINNED_HASHES
+
+
+PINNED_HASHES = [-7908771041845151970, 1318492621396596969, -2680593782187613672]
+
+
+def test_word_hashes_do_not_depend_on_how_texts_are_grouped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = ["a bb", "", "ccc a", "  ", "bb\tdd  e", "a"]
+    whole = [h.tolist() for h in word_hashes(texts)]
+    assert [len(h) for h in whole] == [2, 0, 2, 0, 3, 1]
+    assert whole[0][0] == whole[2][1] == whole[5][0] and whole[0][1] == whole[4][0]
+    one_by_one = [word_hashes([t])[0].tolist() for t in texts]
+    assert one_by_one == whole
+    monkeypatch.setattr(stories, "HASH_CHUNK", 4)
+    assert [h.tolist() for h in word_hashes(texts)] == whole
+    assert word_hashes([]) == []
+
+
+def test_word_hashes_tell_apart_every_stem_of_the_labelled_set_and_near_misses() -> None:
+    vocabulary = {w for it in load_labelled(LABELLED) for w in shingles(it.title, it.summary)}
+    vocabulary |= {"ab", "ba", "a", "aa", "aaa", "b", "ab1", "1ab", "київ", "киев", "kiev"}
+    vocabulary |= {chr(c) for c in range(33, 3000)}
+    [hashes] = word_hashes([" ".join(sorted(vocabulary))])
+    assert len(set(hashes.tolist())) == len(vocabulary) > 3000
