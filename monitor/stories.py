@@ -63,22 +63,6 @@ _STOPWORDS = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class StoryAssignment:
-    """Where assignment put one new item (returned to the pipeline, one per new item)."""
-
-    item_id: int
-    story_id: int
-    #: True when this item started the story.
-    new_story: bool
-    #: The earliest stored item with the same canonical URL or content hash, if another.
-    duplicate_of: int | None
-    #: The already-placed item that drew this one into its story, if any.
-    via_item_id: int | None
-    #: Estimated similarity to `via_item_id` (1.0 for exact duplicates, 0.0 for a new story).
-    similarity: float
-
-
-@dataclass(frozen=True, slots=True)
 class StoryRules:
     """The decision's parameters: the window and how much similarity each hour apart needs."""
 
@@ -301,11 +285,18 @@ class PlacedWindow:
 
     def add(self, entries: Iterable[Candidate]) -> None:
         """Add placed items (a record for a known id replaces the old one)."""
+        timed = []
         for entry in entries:
             old = self._entries.get(entry.item_id)
             self._entries[entry.item_id] = entry
             if old is None or old.appeared_at != entry.appeared_at:
-                heapq.heappush(self._by_time, (entry.appeared_at, entry.item_id))
+                timed.append((entry.appeared_at, entry.item_id))
+        if len(timed) > len(self._by_time):  # a load or a cold cycle: one heapify
+            self._by_time.extend(timed)
+            heapq.heapify(self._by_time)
+        else:
+            for pair in timed:
+                heapq.heappush(self._by_time, pair)
 
     def remove(self, item_ids: Iterable[int]) -> None:
         for item_id in item_ids:
@@ -493,15 +484,46 @@ def _columns(
     Columns are shingles, numbered through their hashes: a vectorised vocabulary instead of
     a dict lookup per shingle. Only shingles some new node carries can be shared with a new
     node, so only they become columns (counted over every node, stored and new); the rest of
-    the window's shingles matter only through `sizes`. A small batch then costs a lookup per
-    window shingle instead of a sort of them all."""
+    the window's shingles matter only through `sizes`."""
     split = int(sizes[:first_new].sum())
-    vocab, new_cols = np.unique(hashes[split:], return_inverse=True)
-    found = np.minimum(np.searchsorted(vocab, hashes[:split]), max(len(vocab) - 1, 0))
-    kept = vocab[found] == hashes[:split] if len(vocab) else np.zeros(split, dtype=bool)
+    vocab = np.unique(hashes[split:])
+    found = column_of(vocab, hashes)
+    kept = found >= 0
     rows = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-    rows = np.concatenate((rows[:split][kept], rows[split:]))
-    return rows, np.concatenate((found[kept], new_cols.ravel())), len(vocab)
+    return rows[kept], found[kept], len(vocab)
+
+
+def column_of(vocab: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The index of each key in `vocab` (distinct int64 hashes), or -1 where it is absent.
+
+    A vectorised open-addressing table (linear probing, at most a quarter full): a few
+    gathers over all keys instead of a sort (`np.unique(..., return_inverse=True)`) or a
+    binary search per key (`np.searchsorted`), both several times slower here."""
+    bits = max(8, (4 * len(vocab)).bit_length())
+    mask = np.int64((1 << bits) - 1)
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    todo = np.arange(len(vocab), dtype=np.int64)
+    slots = vocab & mask
+    while len(todo):  # insert in rounds: each free slot goes to its first claimant
+        free = np.flatnonzero(table[slots] == -1)
+        _, first = np.unique(slots[free], return_index=True)
+        won = free[first]
+        table[slots[won]] = todo[won]
+        lost = np.ones(len(todo), dtype=bool)
+        lost[won] = False
+        todo, slots = todo[lost], (slots[lost] + 1) & mask
+    out = np.full(len(keys), -1, dtype=np.int64)
+    todo = np.arange(len(keys), dtype=np.int64)
+    slots = keys & mask
+    while len(todo):  # probe until the key or an empty slot
+        at = table[slots]
+        occupied = at >= 0
+        same = np.zeros(len(todo), dtype=bool)
+        same[occupied] = vocab[at[occupied]] == keys[todo[occupied]]
+        out[todo[same]] = at[same]
+        again = occupied & ~same
+        todo, slots = todo[again], (slots[again] + 1) & mask
+    return out
 
 
 def _ones(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> csr_matrix:
@@ -582,6 +604,4 @@ def roots_of_pairs(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
 
 def union_sorted(*groups: Iterable[str]) -> list[str]:
     """Union of string groups, sorted (JSON columns stay stable and comparable)."""
-    if len(groups) == 1 and not groups[0]:
-        return []  # most items match nothing: spare building a set
     return sorted({value for group in groups for value in group})

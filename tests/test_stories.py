@@ -22,6 +22,7 @@ from monitor.stories import (
     appeared_at,
     best_candidates,
     choose_story,
+    column_of,
     duplicate_roots,
     fingerprints,
     fingerprints_of,
@@ -342,3 +343,21 @@ def test_word_hashes_tell_apart_every_stem_of_the_labelled_set_and_near_misses()
     vocabulary |= {chr(c) for c in range(33, 3000)}
     [hashes] = word_hashes([" ".join(sorted(vocabulary))])
     assert len(set(hashes.tolist())) == len(vocabulary) > 3000
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 300, 5000])
+def test_column_of_finds_each_key_in_the_vocabulary_or_minus_one(size: int) -> None:
+    rng = np.random.default_rng(size)
+    vocab = np.unique(rng.integers(-(2**63), 2**63 - 1, size, dtype=np.int64))
+    present = vocab[rng.integers(0, len(vocab), 4 * size)] if size else vocab
+    keys = np.concatenate([present, rng.integers(-(2**63), 2**63 - 1, 500, dtype=np.int64)])
+    known = set(vocab.tolist())
+    expected = [int(np.searchsorted(vocab, k)) if k in known else -1 for k in keys.tolist()]
+    assert column_of(vocab, keys).tolist() == expected
+
+
+def test_column_of_copes_when_every_key_lands_on_the_same_slot() -> None:
+    vocab = np.arange(0, 300 * 2**32, 2**32, dtype=np.int64)  # equal low bits: one long probe
+    keys = np.concatenate([vocab[::-1], vocab + 1])
+    found = column_of(vocab, keys).tolist()
+    assert found == list(range(299, -1, -1)) + [-1] * 300

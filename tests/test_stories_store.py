@@ -418,8 +418,8 @@ def test_items_saved_through_storage_are_placed_from_hints_equal_to_a_read_back(
     assert len(hints) == 3
     with engine.connect() as conn:
         read_back = {p.item_id: p for p in _read_pending(conn, sorted(hints))}
-    assert {i: _comparable(p) for i, p in read_back.items()} == {
-        i: _comparable(p) for i, p in hints.items()
+    assert {i: astuple(p) for i, p in read_back.items()} == {
+        i: astuple(p) for i, p in hints.items()
     }
     assert hints[min(hints)].appeared_at == T0 and hints[min(hints)].terms == ("istanbul talks",)
     # Placing from the hints leaves none behind; the copy joins the story of the original.
@@ -429,14 +429,9 @@ def test_items_saved_through_storage_are_placed_from_hints_equal_to_a_read_back(
     assert a.story_id == b.story_id
 
 
-def _comparable(p: Pending) -> tuple[object, ...]:
-    return (*astuple(replace(p, fingerprint=None)), p.fingerprint.hashes.tolist())  # type: ignore[arg-type]
-
-
 def test_a_hint_for_an_item_whose_transaction_rolled_back_is_ignored(engine: Engine) -> None:
     storage = Storage(engine, SETTINGS)
-    gone = make_item("x", TALKS_A, T0)
-    storage.story_index.hint(Pending.from_items([(999_999, gone, None, None)]))
+    storage.story_index.hint([Pending.from_item(999_999, make_item("x", TALKS_A, T0), None)])
     [kept] = insert_batch(engine, "Wire", [make_item("y", TALKS_B, T0)])
     assert storage.assign_pending_stories(T0 + timedelta(hours=1)) == 1
     [p] = placed(engine, [kept])

@@ -68,13 +68,9 @@ class Storage:
             new_matches = item_rows.insert_matches(conn, match_rows)
         if words is not None:
             self.story_index.hint(
-                Pending.from_items(
-                    [
-                        (ids[i.identity], i, r, w)
-                        for i, r, w in zip(items, results, words, strict=True)
-                        if i.identity in ids
-                    ]
-                )
+                Pending.from_item(ids[i.identity], i, r, w)
+                for i, r, w in zip(items, results, words, strict=True)
+                if i.identity in ids
             )
         return SaveReport(len(ids), new_matches)
 

@@ -49,10 +49,8 @@ from monitor.stories import (
     STOP_LIKE,
     Candidate,
     Decision,
-    Fingerprint,
     PlacedWindow,
     Prepared,
-    StoryAssignment,
     StoryRules,
     appeared_at,
     fingerprints_of,
@@ -266,26 +264,20 @@ class Pending:
     url: str | None
     content_hash: str
     appeared_at: datetime
-    fingerprint: Fingerprint
+    #: Its `story_words` (hashed for the whole batch at once when it is placed).
+    words: str
     actors: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
 
     @classmethod
-    def from_items(cls, saved: Sequence[SavedItem]) -> list[Pending]:
-        """The records `_pending` would read back for items just stored, each with its
-        match and its `story_words` as stored (None: taken from its text)."""
-        prints = fingerprints_of([_words(w, i.title, i.summary) for _, i, _, w in saved])
-        return [
-            cls._of(item_id, item, result, fp)
-            for (item_id, item, result, _), fp in zip(saved, prints, strict=True)
-        ]
-
-    @classmethod
-    def _of(
-        cls, item_id: int, item: Item, result: MatchResult | None, fingerprint: Fingerprint
+    def from_item(
+        cls, item_id: int, item: Item, result: MatchResult | None, words: str | None = None
     ) -> Pending:
-        unmatched = cls(item_id, item.url, item.content_hash, appeared_at(item), fingerprint)
+        """The record `_pending` would read back for an item just stored with its match
+        and `words` (its `story_words` as stored; None: taken from its text)."""
+        words = _words(words, item.title, item.summary)
+        unmatched = cls(item_id, item.url, item.content_hash, appeared_at(item), words)
         if result is None or not result.matched:
             return unmatched
         return replace(
@@ -294,10 +286,6 @@ class Pending:
             topics=tuple(result.topics),
             terms=_hit_terms(result.hits),
         )
-
-
-#: An item just stored: its id, the item, its match, its story words as stored.
-SavedItem = tuple[int, Item, MatchResult | None, str | None]
 
 
 def _hit_terms(hits: Iterable[Hit]) -> tuple[str, ...]:
@@ -357,20 +345,18 @@ def _read_pending(conn: Connection, ids: Sequence[int]) -> list[Pending]:
         .select_from(items.outerjoin(matches, matches.c.item_id == items.c.id))
         .where(items.c.id.in_(ids), items.c.story_id.is_(None))
     )
-    rows = list(conn.execute(query))
-    prints = fingerprints_of([_words(r.story_words, r.title, r.summary) for r in rows])
     return [
         Pending(
             r.id,
             r.url,
             r.content_hash,
             _appeared(r.published_at, r.first_seen_at),
-            fp,
+            _words(r.story_words, r.title, r.summary),
             tuple(r.actors or ()),
             tuple(r.topics or ()),
             topic_terms(r.evidence),
         )
-        for r, fp in zip(rows, prints, strict=True)
+        for r in conn.execute(query)
     ]
 
 
@@ -393,10 +379,13 @@ def _place(
     now: datetime,
     index: StoryIndex,
     since: datetime,
-) -> list[StoryAssignment]:
-    roots = _duplicate_roots(conn, pending, since)
+) -> None:
+    prints = fingerprints_of([p.words for p in pending])
+    comparable = {p.item_id for p, fp in zip(pending, prints, strict=True) if fp.comparable}
+    roots = _duplicate_roots(conn, pending, comparable, since)
     batch = [
-        Prepared(p.item_id, p.appeared_at, p.fingerprint, roots.get(p.item_id)) for p in pending
+        Prepared(p.item_id, p.appeared_at, fp, roots.get(p.item_id))
+        for p, fp in zip(pending, prints, strict=True)
     ]
     batch_ids = {p.item_id for p in batch}
     sync_index(conn, index, now - 2 * rules.window, batch_ids)
@@ -406,14 +395,12 @@ def _place(
     decisions = plan_batch(
         batch, {0: stored}, _story_ids(conn, outside_roots), rules, index.window.stop_like
     )
-    assignments = _apply(conn, pending, decisions)
-    story_of = {a.item_id: a.story_id for a in assignments}
+    story_of = _apply(conn, pending, decisions)
     index.stage(
         Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.fingerprint.hashes)
         for p in batch
         if p.fingerprint.comparable
     )
-    return assignments
 
 
 def lower_bound(batch: Sequence[Prepared], rules: StoryRules, now: datetime) -> datetime:
@@ -436,15 +423,15 @@ def _chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 
 
 def _duplicate_roots(
-    conn: Connection, pending: Sequence[Pending], since: datetime
+    conn: Connection, pending: Sequence[Pending], comparable: set[int], since: datetime
 ) -> dict[int, int]:
     """Pending item id → earliest stored item with the same canonical URL or content hash.
 
     One self-join per key finds, for every pending item (no story, first seen since
     `since`), the other items sharing its key; only those pairs are read, so a cycle
     without duplicates reads nothing. Content hashes of items too short to compare are
-    ignored (a bare "Live updates" title is not a duplicate)."""
-    comparable = {p.item_id for p in pending if p.fingerprint.comparable}
+    ignored (a bare "Live updates" title is not a duplicate): only ids in `comparable`
+    are linked by content hash."""
     wanted = {p.item_id for p in pending}
     new, other = items.alias("new"), items.alias("other")
     pairs: list[tuple[int, int]] = []
@@ -480,25 +467,20 @@ def _story_ids(conn: Connection, item_ids: Iterable[int]) -> dict[int, int | Non
 
 def _apply(
     conn: Connection, pending: Sequence[Pending], decisions: Sequence[Decision]
-) -> list[StoryAssignment]:
+) -> dict[int, int]:
+    """Write the decisions: new stories, merged ones, item links; item id → story id."""
     by_id = {p.item_id: p for p in pending}
+    keys = [_key(d) for d in decisions]
     groups: dict[StoryKey, list[int]] = defaultdict(list)
-    for d in decisions:
-        groups[_key(d)].append(d.item_id)
+    for d, key in zip(decisions, keys, strict=True):
+        groups[key].append(d.item_id)
     story_of = _insert_new_stories(conn, groups, by_id)
     story_of.update(_update_old_stories(conn, groups, by_id))
-    _link_items(conn, [(story_of[_key(d)], d.duplicate_of, d.item_id) for d in decisions])
-    return [
-        StoryAssignment(
-            d.item_id,
-            story_of[_key(d)],
-            d.starts_story,
-            d.duplicate_of,
-            d.via_item_id,
-            d.similarity,
-        )
-        for d in decisions
+    linked = [
+        (story_of[k], d.duplicate_of, d.item_id) for d, k in zip(decisions, keys, strict=True)
     ]
+    _link_items(conn, linked)
+    return {item_id: story for story, _, item_id in linked}
 
 
 def _link_items(conn: Connection, rows: Sequence[tuple[int, int | None, int]]) -> None:
@@ -600,9 +582,9 @@ def _aggregate(members: Sequence[Pending]) -> tuple[Any, ...]:
             at,
             at,
             1,
-            union_sorted(only.actors),
-            union_sorted(only.topics),
-            union_sorted(only.terms),
+            sorted(set(only.actors)) if only.actors else [],
+            sorted(set(only.topics)) if only.topics else [],
+            sorted(set(only.terms)) if only.terms else [],
         )
     first = min(members, key=lambda p: (p.appeared_at, p.item_id))
     return (
