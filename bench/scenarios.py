@@ -154,10 +154,12 @@ stories:
 
 def ours_poll(config_dir: Path, profile: Path | None = None) -> Measure:
     """One full cycle of our monitor over every configured feed (as `monitor poll --all`)."""
+    from monitor.collector import tune_for_polling
     from monitor.service import Monitor
     from monitor.settings import load_config
     from monitor.store import Storage, make_engine, upgrade
 
+    tune_for_polling()  # as `monitor poll` and `monitor run` do
     logging.basicConfig(level=logging.ERROR)
     config = load_config(config_dir, {})
     engine = make_engine(config.settings.database.url)

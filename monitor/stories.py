@@ -160,9 +160,20 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKD", folded).translate(_DROP_COMBINING)
 
 
+#: For ASCII text: letters lower-cased, every other character but digits made a space, so
+#: `split()` gives what `_WORD.findall` gives on the casefolded text, several times faster.
+_ASCII_WORDS = str.maketrans({c: chr(c).lower() if chr(c).isalnum() else " " for c in range(128)})
+
+
+def _all_words(text: str) -> list[str]:
+    if text.isascii():
+        return text.translate(_ASCII_WORDS).split()
+    return _WORD.findall(_fold(text))
+
+
 def content_words(text: str) -> list[str]:
     """Casefolded, accent-free words without punctuation or stopwords, cut to STEM_CHARS."""
-    return [w[:STEM_CHARS] for w in _WORD.findall(_fold(text)) if w not in _STOPWORDS]
+    return [w[:STEM_CHARS] for w in _all_words(text) if w not in _STOPWORDS]
 
 
 def shingles(title: str, summary: str) -> frozenset[str]:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor import stories
 from monitor.errors import ConfigError
@@ -361,3 +363,8 @@ def test_column_of_copes_when_every_key_lands_on_the_same_slot() -> None:
     keys = np.concatenate([vocab[::-1], vocab + 1])
     found = column_of(vocab, keys).tolist()
     assert found == list(range(299, -1, -1)) + [-1] * 300
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_ascii_words_equal_the_regex_on_the_casefolded_text(text: str) -> None:
+    assert stories._all_words(text) == stories._WORD.findall(text.casefold())

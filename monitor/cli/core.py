@@ -21,6 +21,7 @@ from monitor.cli.common import (
     print_problems,
     utcnow,
 )
+from monitor.collector import tune_for_polling
 from monitor.errors import LockedError, StorageError
 from monitor.pipeline import CycleReport, FeedOutcome
 from monitor.service import Monitor
@@ -43,6 +44,7 @@ def poll(
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Run one poll cycle now over all enabled feeds (or --feed), with a progress bar."""
+    tune_for_polling()
     runtime = load_runtime(ctx, config_dir)
     monitor = Monitor(runtime.config, runtime.storage, utcnow)
     try:
@@ -90,6 +92,7 @@ def run(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     """Poll on a schedule until stopped (SIGINT/SIGTERM); deliver digests on their schedules."""
     from monitor.scheduler import run_forever
 
+    tune_for_polling()
     runtime = load_runtime(ctx, config_dir)
     monitor = Monitor(runtime.config, runtime.storage, utcnow)
     settings = runtime.config.settings
