@@ -26,6 +26,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -206,9 +207,9 @@ def word_hashes(texts: Sequence[str]) -> list[np.ndarray]:
 
     The same word gets the same hash in every process and on every run (unlike `hash()` of
     a str, which is salted per process), so workers and the parent agree. All the words of
-    a chunk of texts are hashed in a few numpy passes over their code points instead of one
-    Python call per word: a polynomial over the code points with odd 64-bit multipliers,
-    finished with SplitMix64's mixer. Two words share a hash only on a 64-bit collision.
+    a chunk of texts are hashed in a few numpy passes (one per character position) instead of
+    one Python call per word: a sum of the code points times odd 64-bit multipliers, one per
+    position, finished with SplitMix64's mixer. Two words share a hash only on a 64-bit collision.
     """
     out: list[np.ndarray] = []
     for start in range(0, len(texts), HASH_CHUNK):
@@ -221,21 +222,23 @@ _NO_HASHES = np.zeros(0, dtype=np.int64)
 
 def _hash_chunk(texts: Sequence[str]) -> list[np.ndarray]:
     codes = np.frombuffer("\n".join(texts).encode("utf-32-le"), dtype=np.uint32)
-    separator = codes <= 32  # whitespace and control characters never occur in a word
-    starts = ~separator & np.concatenate(([True], separator[:-1]))[: len(codes)]
-    if not starts.any():
+    # Whitespace and control characters never occur in a word; one more after the end.
+    separator = np.append(codes <= 32, True)
+    first = np.flatnonzero(~separator[:-1] & np.append(True, separator[:-2]))
+    if not len(first):
         return [_NO_HASHES] * len(texts)
-    in_word = ~separator
-    chars = codes[in_word].astype(np.uint64)
-    first = np.flatnonzero(starts[in_word])  # where each word starts, among word chars
-    word_of_char = np.cumsum(starts[in_word]) - 1
-    position = np.arange(len(chars)) - first[word_of_char]
-    lengths = np.diff(np.append(first, len(chars))).astype(np.uint64)
-    summed = np.add.reduceat(chars * _multipliers(int(position.max()) + 1)[position], first)
-    hashes = _mix(summed ^ (lengths * np.uint64(0x9E3779B97F4A7C15))).view(np.int64)
-    text_of_word = np.cumsum(codes == 10)[np.flatnonzero(starts)]
-    ends = np.cumsum(np.bincount(text_of_word, minlength=len(texts))).tolist()
-    return [hashes[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    lengths = np.flatnonzero(~separator[:-1] & separator[1:]) - first + 1
+    longest = int(lengths.max())
+    wide = np.append(codes, np.zeros(longest, dtype=np.uint32)).astype(np.uint64)
+    multipliers = _multipliers(longest)
+    summed = wide[first] * multipliers[0]
+    for position in range(1, longest):  # one pass per character position, over all words
+        summed += wide[first + position] * (multipliers[position] * (lengths > position))
+    hashes = _mix(summed ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+    offsets = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
+    bounds = [*np.searchsorted(first, offsets).tolist(), len(first)]
+    signed = hashes.view(np.int64)
+    return [signed[a:b] for a, b in pairwise(bounds)]
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
