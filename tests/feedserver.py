@@ -100,6 +100,8 @@ class FeedServer:
         self._lock = threading.Lock()
         self._in_flight = 0
         self.max_concurrent = 0
+        #: TCP connections accepted so far.
+        self.connections = 0
         self.stopping = threading.Event()
         self._servers: list[ThreadingHTTPServer] = []
         self._threads: list[threading.Thread] = []
@@ -178,6 +180,10 @@ class FeedServer:
         with self._lock:
             self._in_flight -= 1
 
+    def connected(self) -> None:
+        with self._lock:
+            self.connections += 1
+
     # --- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> FeedServer:
@@ -223,6 +229,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.feed_server.connected()
 
     def log_message(self, format: str, *args: object) -> None:
         """Stay quiet; tests read statistics instead."""

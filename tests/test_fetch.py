@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from monitor.errors import FetchError
-from monitor.fetch import Fetcher
+from monitor.fetch import Fetcher, SocketCachingStream
 from monitor.settings import HttpSettings
 from monitor.types import FetchResult
 from tests.feedserver import FeedServer
@@ -301,3 +301,38 @@ async def test_one_client_serves_many_fetches_over_keep_alive(feed_server: FeedS
         for _ in range(10):
             tg.start_soon(fetcher.fetch, url)
     assert feed_server.hits("/feed.xml") == 10
+
+
+async def test_answers_without_a_feed_keep_the_connection_alive(feed_server: FeedServer) -> None:
+    """A 304, a redirect and a small error page are read to their end, so one connection
+    serves them all (unread, each closed its connection)."""
+    url = feed_server.add("/feed.xml", RSS, etag='"v1"')
+    moved = feed_server.add("/old.xml", b"moved", status=301, headers={"Location": url})
+    missing = feed_server.url("/missing.xml")
+    one_at_a_time = HttpSettings(allow_private_networks=("127.0.0.0/8",), per_host=1)
+    async with Fetcher(one_at_a_time) as fetcher:
+        assert (await fetcher.fetch(url)).status == 200
+        for _ in range(3):
+            assert (await fetcher.fetch(url, etag='"v1"')).status == 304
+        assert (await fetcher.fetch(moved)).status == 200
+        with pytest.raises(FetchError, match="404"):
+            await fetcher.fetch(missing)
+        assert (await fetcher.fetch(url, etag='"v1"')).status == 304
+    assert feed_server.connections == 1
+
+
+def test_a_pooled_stream_reports_a_hung_up_peer_as_readable() -> None:
+    ours, theirs = socket.socketpair()
+
+    class Inner:
+        def get_extra_info(self, info: str) -> Any:
+            return ours if info == "socket" else f"inner {info}"
+
+    stream = SocketCachingStream(Inner())  # type: ignore[arg-type]
+    assert stream.get_extra_info("socket") is ours
+    assert stream.get_extra_info("is_readable") is False
+    assert stream.get_extra_info("server_addr") == "inner server_addr"
+    theirs.close()
+    assert stream.get_extra_info("is_readable") is True
+    ours.close()
+    assert stream.get_extra_info("is_readable") is True
