@@ -221,7 +221,8 @@ _NO_HASHES = np.zeros(0, dtype=np.int64)
 
 
 def _hash_chunk(texts: Sequence[str]) -> list[np.ndarray]:
-    codes = np.frombuffer("\n".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    joined = "\n".join(texts).encode("utf-32-le", "surrogatepass")  # one unit per character
+    codes = np.frombuffer(joined, dtype=np.uint32)
     # Whitespace and control characters never occur in a word; one more after the end.
     separator = np.append(codes <= 32, True)
     first = np.flatnonzero(~separator[:-1] & np.append(True, separator[:-2]))

@@ -368,3 +368,10 @@ def test_column_of_copes_when_every_key_lands_on_the_same_slot() -> None:
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
 def test_ascii_words_equal_the_regex_on_the_casefolded_text(text: str) -> None:
     assert stories._all_words(text) == stories._WORD.findall(text.casefold())
+
+
+def test_word_hashes_take_any_string_without_raising() -> None:
+    """A stored value that is not what `story_words` writes (a lone surrogate, control
+    characters) still hashes, word for word."""
+    texts = ["ok \ud800x tail", "\x00a\x1fb", "last"]
+    assert [len(h) for h in word_hashes(texts)] == [3, 2, 1]
