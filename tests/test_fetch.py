@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
 import threading
 from collections.abc import Iterator
@@ -336,3 +338,28 @@ def test_a_pooled_stream_reports_a_hung_up_peer_as_readable() -> None:
     assert stream.get_extra_info("is_readable") is True
     ours.close()
     assert stream.get_extra_info("is_readable") is True
+
+
+def test_the_hang_up_check_takes_descriptors_above_1023() -> None:
+    """select() refuses descriptors from 1024 on; a busy monitor has that many sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the open-files limit ({hard}) is too low to make descriptor 1100")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    ours, theirs = socket.socketpair()
+    high = socket.socket(fileno=os.dup2(ours.fileno(), 1100))
+    try:
+
+        class Inner:
+            def get_extra_info(self, info: str) -> Any:
+                return high if info == "socket" else None
+
+        stream = SocketCachingStream(Inner())  # type: ignore[arg-type]
+        assert stream.get_extra_info("is_readable") is False
+        theirs.close()
+        assert stream.get_extra_info("is_readable") is True
+    finally:
+        high.close()
+        ours.close()
+        theirs.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
