@@ -33,7 +33,7 @@ RESULTS = BENCH / "results"
 sys.path.insert(0, str(BENCH))
 
 from scenarios import CONCURRENCY  # noqa: E402
-from server import ServerProcess, start_server_process  # noqa: E402
+from server import HOSTS, ServerProcess, start_server_process  # noqa: E402
 
 SCENARIOS = ("cold", "steady", "scale", "matching", "digest")
 
@@ -302,8 +302,9 @@ def header(runs: int, sizes: Sizes) -> str:
         f"{os.cpu_count()} cores, Python {platform.python_version()} ({platform.system()}); "
         f"reader {reader.__version__}; load average at start {load[0]:.1f}. "
         f"Median of {runs} run(s). Both sides: SQLite, {CONCURRENCY} concurrent fetches "
-        f"(ours: http.concurrency = http.per_host = {CONCURRENCY}, since every bench feed is "
-        f"on 127.0.0.1; reader: update_feeds(workers={CONCURRENCY}, scheduled=False)). "
+        f"(ours: http.concurrency = {CONCURRENCY}, http.per_host = 2 as shipped; "
+        f"reader: update_feeds(workers={CONCURRENCY}, scheduled=False)); feeds spread over "
+        f"{HOSTS} loopback hosts. "
         f"Feeds: {sizes.feeds} × 20–100 items (cold, steady); {sizes.scale_feeds} × "
         f"{round(20 * sizes.scale_items)}–{round(100 * sizes.scale_items)} items (scale). "
         "ours/reader < 1 means ours is faster."

@@ -192,17 +192,35 @@ def build_store(
     return store
 
 
+#: The feeds are spread over this many loopback addresses (127.0.0.1 to 127.0.0.10, one
+#: port), as real feeds come from many hosts: clients then run with their shipped per-host
+#: limits instead of one pool of 20 connections to a single host.
+HOSTS = 10
+
+
+def feed_url(port: int, index: int) -> str:
+    """Feed `index`, on loopback address 127.0.0.(1 + index % HOSTS)."""
+    return f"http://127.0.0.{1 + index % HOSTS}:{port}/f/{index}"
+
+
 async def serve(store: FeedStore, port: int, ready: threading.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: FeedProtocol(store), "127.0.0.1", port, backlog=1024, reuse_address=True
-    )
-    bound = server.sockets[0].getsockname()[1]
+    servers = [
+        await loop.create_server(
+            lambda: FeedProtocol(store), "127.0.0.1", port, backlog=1024, reuse_address=True
+        )
+    ]
+    bound = servers[0].sockets[0].getsockname()[1]
+    for host in range(2, HOSTS + 1):
+        servers.append(
+            await loop.create_server(
+                lambda: FeedProtocol(store), f"127.0.0.{host}", bound, backlog=1024
+            )
+        )
     print(f"READY {bound}", flush=True)
     if ready is not None:
         ready.set()
-    async with server:
-        await server.serve_forever()
+    await asyncio.gather(*(server.serve_forever() for server in servers))
 
 
 # --- running it -------------------------------------------------------------------------
@@ -220,7 +238,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def url(self, index: int) -> str:
-        return f"{self.base}/f/{index}"
+        return feed_url(self.port, index)
 
     def get(self, path: str) -> dict[str, float]:
         import http.client
