@@ -18,15 +18,14 @@ from typing import Any
 
 from monitor.errors import ConfigError
 from monitor.jsonl import read_rows
+from monitor.shingles import content_words, shingles
 from monitor.stories import (
     Candidate,
     Prepared,
     StoryRules,
-    content_words,
     duplicate_roots,
     fingerprints,
     plan_batch,
-    shingles,
 )
 
 

@@ -118,7 +118,7 @@ def parse_and_normalise(
     (both in a worker process, off the storage thread)."""
     from monitor.normalize import normalize_entries
     from monitor.parse import parse_feed
-    from monitor.stories import story_words
+    from monitor.shingles import story_words
 
     try:
         parsed = parse_feed(body, url=url, headers=headers)

@@ -10,12 +10,13 @@ from sqlalchemy import Engine
 
 from monitor.match import evidence_to_json
 from monitor.settings import FeedSpec, StoriesSettings
+from monitor.shingles import story_words
 from monitor.store import feeds as feed_rows
 from monitor.store import items as item_rows
 from monitor.store.engine import make_engine
 from monitor.store.migrate import require_current, upgrade
 from monitor.store.stories import Pending, StoryIndex, assign_pending
-from monitor.stories import STOP_LIKE, story_words
+from monitor.stories import STOP_LIKE
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult, SaveReport
 
 __all__ = ["Storage", "make_engine", "match_row", "require_current", "upgrade"]

@@ -46,6 +46,7 @@ from sqlalchemy.types import TypeEngine
 
 from monitor.errors import StorageError
 from monitor.settings import StoriesSettings
+from monitor.shingles import story_words
 from monitor.store.schema import feeds, items, matches, stories
 from monitor.stories import (
     STOP_LIKE,
@@ -58,7 +59,6 @@ from monitor.stories import (
     fingerprints_of,
     plan_batch,
     roots_of_pairs,
-    story_words,
     union_sorted,
 )
 from monitor.types import Hit, Item, MatchResult
