@@ -73,5 +73,6 @@ def shingles(title: str, summary: str) -> frozenset[str]:
 
 def story_words(title: str, summary: str) -> str:
     """The shingles of an item as one space-separated string, each once: what is stored in
-    `items.story_words` and sent from a worker process (`fingerprints_of` hashes it)."""
+    `items.story_words` and sent from a worker process (`monitor.stories.fingerprints_of`
+    hashes it)."""
     return " ".join(dict.fromkeys(content_words(f"{title}\n{summary}")))
