@@ -323,14 +323,20 @@ async def test_answers_without_a_feed_keep_the_connection_alive(feed_server: Fee
     assert feed_server.connections == 1
 
 
+class _StreamOver:
+    """The one method `SocketCachingStream` calls at construction, over a given socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.sock if info == "socket" else f"inner {info}"
+
+
 def test_a_pooled_stream_reports_a_hung_up_peer_as_readable() -> None:
     ours, theirs = socket.socketpair()
 
-    class Inner:
-        def get_extra_info(self, info: str) -> Any:
-            return ours if info == "socket" else f"inner {info}"
-
-    stream = SocketCachingStream(Inner())  # type: ignore[arg-type]
+    stream = SocketCachingStream(_StreamOver(ours))  # type: ignore[arg-type]
     assert stream.get_extra_info("socket") is ours
     assert stream.get_extra_info("is_readable") is False
     assert stream.get_extra_info("server_addr") == "inner server_addr"
@@ -349,12 +355,7 @@ def test_the_hang_up_check_takes_descriptors_above_1023() -> None:
     ours, theirs = socket.socketpair()
     high = socket.socket(fileno=os.dup2(ours.fileno(), 1100))
     try:
-
-        class Inner:
-            def get_extra_info(self, info: str) -> Any:
-                return high if info == "socket" else None
-
-        stream = SocketCachingStream(Inner())  # type: ignore[arg-type]
+        stream = SocketCachingStream(_StreamOver(high))  # type: ignore[arg-type]
         assert stream.get_extra_info("is_readable") is False
         theirs.close()
         assert stream.get_extra_info("is_readable") is True

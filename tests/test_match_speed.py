@@ -657,8 +657,9 @@ def _words() -> tuple[str, ...]:
     return tuple(sorted({w for e in _entries(wl) for w in e.phrase.split()}))
 
 
-def _texts() -> st.SearchStrategy[str]:
-    piece = st.one_of(st.sampled_from(_ALPHABET), st.sampled_from(_words()))
+def _texts(alphabet: Sequence[str] = _ALPHABET) -> st.SearchStrategy[str]:
+    """Texts of watchlist words and `alphabet` pieces."""
+    piece = st.one_of(st.sampled_from(alphabet), st.sampled_from(_words()))
     return st.lists(piece, max_size=30).map("".join)
 
 
@@ -734,13 +735,8 @@ def test_only_plain_spaces_knows_every_whitespace_character() -> None:
 _SPACED_ALPHABET = [p for p in _ALPHABET if p == " " or not any(c.isspace() for c in p)]
 
 
-def _spaced_texts() -> st.SearchStrategy[str]:
-    piece = st.one_of(st.sampled_from(_SPACED_ALPHABET), st.sampled_from(_words()))
-    return st.lists(piece, max_size=30).map("".join)
-
-
 @settings(max_examples=300, deadline=None)
-@given(_spaced_texts())
+@given(_texts(_SPACED_ALPHABET))
 def test_spaced_texts_find_what_the_token_loop_finds(text: str) -> None:
     assert _only_plain_spaces(prepare(text))
     fast, ref = _indexes()
