@@ -14,6 +14,7 @@ Read as a shell pipeline, a cycle is::
                                                  #   (every 50,000 in a huge backfill)
     deliver immediate digests                    # alerts: after the cycle
 
+At most 2 × concurrency feeds are between fetch and storage at once (`feeds_in_flight`).
 A feed's failure (network, HTTP, parse) is recorded on the feed and the cycle goes on; an
 unexpected exception surfaces. Nothing here reads the clock or settings from globals: both
 come in through `CycleDeps`.
@@ -244,13 +245,25 @@ async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleRep
     loop = asyncio.get_running_loop()
     route = ParseRoute(deps.parse_pool, deps.parallel_from, deps.parse_pool_broken)
     states = FeedStates(deps.storage, StoryBatches(deps.storage, deps.clock, deps.story_batch))
+    in_flight = asyncio.Semaphore(feeds_in_flight(deps.settings))
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-store") as store:
         # Catch up first: items a crash left without a story are placed before new ones.
         await loop.run_in_executor(store, deps.storage.assign_pending_stories, started)
-        polls = (_poll_reported(deps, store, states, route, feed) for feed in feeds)
+        polls = (_poll_bounded(in_flight, deps, store, states, route, feed) for feed in feeds)
         outcomes = await asyncio.gather(*polls)
         await loop.run_in_executor(store, states.flush)
     return CycleReport(started, deps.clock(), tuple(outcomes), deps.watchlist_version)
+
+
+def feeds_in_flight(settings: MonitorSettings) -> int:
+    """How many feeds may be between the start of their fetch and the end of their storage
+    at once: the fetcher's own limit, and as many again fetched and waiting to be parsed or
+    stored, so that neither the parse workers nor the storage thread run dry.
+
+    Without a bound, fetches (fast on a near server) run far ahead of the storage thread,
+    and every fetched body and parsed feed waits in memory: on the bench's cold cycle (500
+    feeds, 29,550 items) that held 35 MB more in the parent at its peak."""
+    return 2 * settings.http.concurrency
 
 
 #: Share of parsed items that must be new before worker processes pay off (see ParseRoute).
@@ -356,6 +369,18 @@ class FeedStates:
         if self._pending:
             self._storage.update_feeds(self._pending)
             self._pending = []
+
+
+async def _poll_bounded(
+    in_flight: asyncio.Semaphore,
+    deps: CycleDeps,
+    store: Executor,
+    states: FeedStates,
+    route: ParseRoute,
+    feed: FeedForUpdate,
+) -> FeedOutcome:
+    async with in_flight:
+        return await _poll_reported(deps, store, states, route, feed)
 
 
 async def _poll_reported(

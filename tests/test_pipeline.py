@@ -479,3 +479,43 @@ def test_workers_are_asked_for_only_when_much_of_what_is_parsed_is_new() -> None
     route.parsed_here(60, 60)
     # A first poll: most items are new; workers take the matching off the storage thread.
     assert route.next_executor() is pool
+
+
+def test_feeds_between_fetch_and_storage_are_bounded(sqlite_engine: Engine) -> None:
+    """However fast fetches come back, at most 2 × concurrency feeds wait for parsing and
+    storage at once (fetched bodies and parsed items are not all held in memory)."""
+    import asyncio
+
+    from monitor.pipeline import CycleDeps, FeedOutcome, run_cycle
+    from monitor.settings import FeedSpec, MonitorSettings
+    from monitor.types import FetchResult
+
+    settings = MonitorSettings.model_validate({"http": {"concurrency": 3}})
+    storage = Storage(sqlite_engine, settings.stories)
+    specs = [
+        FeedSpec(f"https://bounded{f}.example/feed.xml", None, None, True, (), None)
+        for f in range(40)
+    ]
+    storage.sync_feeds(specs, BASE)
+    active, most = 0, 0
+
+    class InstantFetcher:
+        async def fetch(
+            self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        ) -> FetchResult:
+            nonlocal active, most
+            active += 1
+            most = max(most, active)
+            body = rss(int(url.split("bounded")[1].split(".")[0]), range(3))
+            return FetchResult(url, 200, {"content-type": "application/rss+xml"}, body, None, None)
+
+    def done(outcome: FeedOutcome) -> None:
+        nonlocal active
+        active -= 1
+
+    deps = CycleDeps(
+        storage, InstantFetcher(), None, settings, lambda: BASE, on_feed=done, parallel_from=10**6
+    )
+    report = asyncio.run(run_cycle(deps, storage.selected_feeds()))
+    assert (report.count("fetched"), report.new_items) == (40, 120)
+    assert most == 6
