@@ -401,9 +401,8 @@ def best_candidates(
 
 def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matrix:
     sizes = np.fromiter(map(len, (n.hashes for n in nodes)), dtype=np.int64, count=len(nodes))
-    rows, cols, width = _columns(np.concatenate([n.hashes for n in nodes]), sizes, first_new)
-    carriers = np.bincount(cols, minlength=width)
-    common = carriers[cols] > stop_like
+    rows, cols, width = _columns([n.hashes for n in nodes], sizes, first_new)
+    common = (np.bincount(cols, minlength=width) > stop_like)[cols]
     epoch = nodes[0].appeared_at
     hours = np.fromiter(
         ((n.appeared_at - epoch).total_seconds() / 3600 for n in nodes),
@@ -422,7 +421,7 @@ def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matr
 
 
 def _columns(
-    hashes: np.ndarray, sizes: np.ndarray, first_new: int
+    per_node: Sequence[np.ndarray], sizes: np.ndarray, first_new: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(row, column) of each shingle a batch item carries, ordered by row, and the number of
     columns (rows and columns as int32).
@@ -431,11 +430,14 @@ def _columns(
     a dict lookup per shingle. Only shingles some new node carries can be shared with a new
     node, so only they become columns (counted over every node, stored and new); the rest of
     the window's shingles matter only through `sizes`."""
-    split = int(sizes[:first_new].sum())
-    vocab = np.unique(hashes[split:])
+    hashes = np.concatenate(per_node)
+    vocab = np.unique(hashes[int(sizes[:first_new].sum()) :])
     found = column_of(vocab, hashes)
-    kept = found >= 0
+    del hashes  # freed before the row numbers are made (lower peak)
     rows = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+    kept = found >= 0
+    if kept.all():  # a cold cycle: every node is new (no copies of two 4-byte arrays)
+        return rows, found, len(vocab)
     return rows[kept], found[kept], len(vocab)
 
 
@@ -494,7 +496,8 @@ def _ones(
     indptr = np.zeros(shape[0] + 1, dtype=index)
     np.cumsum(np.bincount(rows[keep], minlength=shape[0]), out=indptr[1:])
     indices = cols[keep].astype(index, copy=False)
-    return csr_matrix((np.ones(len(indices), dtype=np.int32), indices, indptr), shape=shape)
+    # 2-byte ones: a shared count never nears 32,767 (it is at most an item's shingle count).
+    return csr_matrix((np.ones(len(indices), dtype=np.int16), indices, indptr), shape=shape)
 
 
 def _best_in_rows(

@@ -15,7 +15,7 @@ from monitor.store import feeds as feed_rows
 from monitor.store import items as item_rows
 from monitor.store.engine import make_engine
 from monitor.store.migrate import require_current, upgrade
-from monitor.store.stories import Pending, StoryIndex, assign_pending
+from monitor.store.stories import StoryIndex, assign_pending, pending_records
 from monitor.stories import STOP_LIKE
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult, SaveReport
 
@@ -68,11 +68,12 @@ class Storage:
             ]
             new_matches = item_rows.insert_matches(conn, match_rows)
         if words is not None:
-            self.story_index.hint(
-                Pending.from_item(ids[i.identity], i, r, w)
+            kept = [
+                ((ids[i.identity], i, r), w)
                 for i, r, w in zip(items, results, words, strict=True)
                 if i.identity in ids
-            )
+            ]
+            self.story_index.hint(pending_records([k for k, _ in kept], [w for _, w in kept]))
         return SaveReport(len(ids), new_matches)
 
     def assign_pending_stories(self, now: datetime) -> int:

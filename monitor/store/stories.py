@@ -24,10 +24,11 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import (
     Connection,
     Select,
@@ -52,6 +53,7 @@ from monitor.stories import (
     STOP_LIKE,
     Candidate,
     Decision,
+    Fingerprint,
     PlacedWindow,
     Prepared,
     StoryRules,
@@ -60,6 +62,7 @@ from monitor.stories import (
     plan_batch,
     roots_of_pairs,
     union_sorted,
+    word_hashes,
 )
 from monitor.types import Hit, Item, MatchResult
 
@@ -266,20 +269,21 @@ class Pending:
     url: str | None
     content_hash: str
     appeared_at: datetime
-    #: Its `story_words` (hashed for the whole batch at once when it is placed).
-    words: str
+    #: Its shingles, hashed (`Fingerprint.hashes`).
+    hashes: np.ndarray = field(compare=False)
     actors: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
 
     @classmethod
     def from_item(
-        cls, item_id: int, item: Item, result: MatchResult | None, words: str | None = None
+        cls, item_id: int, item: Item, result: MatchResult | None, hashes: np.ndarray | None = None
     ) -> Pending:
         """The record `_pending` would read back for an item just stored with its match
-        and `words` (its `story_words` as stored; None: taken from its text)."""
-        words = _words(words, item.title, item.summary)
-        unmatched = cls(item_id, item.url, item.content_hash, appeared_at(item), words)
+        and its shingles' `hashes` (None: taken from its text)."""
+        if hashes is None:
+            [hashes] = word_hashes([story_words(item.title, item.summary)])
+        unmatched = cls(item_id, item.url, item.content_hash, appeared_at(item), hashes)
         if result is None or not result.matched:
             return unmatched
         return replace(
@@ -288,6 +292,17 @@ class Pending:
             topics=tuple(result.topics),
             terms=_hit_terms(result.hits),
         )
+
+
+def pending_records(
+    saved: Sequence[tuple[int, Item, MatchResult | None]], words: Sequence[str]
+) -> list[Pending]:
+    """`Pending.from_item` for the items of one save (id, item, match) with their stored
+    story `words`, hashed in one call."""
+    return [
+        Pending.from_item(item_id, item, result, hashes)
+        for (item_id, item, result), hashes in zip(saved, word_hashes(words), strict=True)
+    ]
 
 
 def _hit_terms(hits: Iterable[Hit]) -> tuple[str, ...]:
@@ -347,18 +362,20 @@ def _read_pending(conn: Connection, ids: Sequence[int]) -> list[Pending]:
         .select_from(items.outerjoin(matches, matches.c.item_id == items.c.id))
         .where(items.c.id.in_(ids), items.c.story_id.is_(None))
     )
+    rows = list(conn.execute(query))
+    hashes = word_hashes([_words(r.story_words, r.title, r.summary) for r in rows])
     return [
         Pending(
             r.id,
             r.url,
             r.content_hash,
             _appeared(r.published_at, r.first_seen_at),
-            _words(r.story_words, r.title, r.summary),
+            h,
             tuple(r.actors or ()),
             tuple(r.topics or ()),
             topic_terms(r.evidence),
         )
-        for r in conn.execute(query)
+        for r, h in zip(rows, hashes, strict=True)
     ]
 
 
@@ -382,7 +399,7 @@ def _place(
     index: StoryIndex,
     since: datetime,
 ) -> None:
-    prints = fingerprints_of([p.words for p in pending])
+    prints = [Fingerprint(p.hashes) for p in pending]
     comparable = {p.item_id for p, fp in zip(pending, prints, strict=True) if fp.comparable}
     roots = _duplicate_roots(conn, pending, comparable, since)
     batch = [
