@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -138,6 +141,22 @@ def parse_and_normalise(
             tuple(story_words(i.title, i.summary) for i in normalised.items) if stories else None
         ),
     )
+
+
+def exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> None:
+    """Worker process initializer: end the worker once the process that started it is gone.
+
+    A pool's workers wait on its task queue, and they hold that queue's write end too, so a
+    parent killed before it could shut the pool down (SIGKILL, or SIGTERM to `monitor poll`)
+    would leave them waiting forever. A daemon thread checks the parent id every
+    `interval_s` seconds (a dead parent's children are handed to another process)."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="monitor-parent-watch", daemon=True).start()
 
 
 @lru_cache(maxsize=4)

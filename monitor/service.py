@@ -17,7 +17,14 @@ from alerts.service import deliver, retry_due
 from monitor.errors import ConfigError, MonitorError, WatchlistError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, MatcherCache
-from monitor.pipeline import CycleDeps, CycleReport, FeedOutcome, WatchlistRef, run_cycle
+from monitor.pipeline import (
+    CycleDeps,
+    CycleReport,
+    FeedOutcome,
+    WatchlistRef,
+    exit_with_parent,
+    run_cycle,
+)
 from monitor.settings import Config, load_config
 from monitor.similarity import load_seed_index
 from monitor.store import Storage
@@ -146,7 +153,12 @@ class Monitor:
         if self._pool is None and workers > 0:
             # spawn: no fork server process (14 MB) beside the workers, and safe with threads
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                workers,
+                mp_context=context,
+                initializer=exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def _discard_pool(self) -> None:

@@ -519,3 +519,45 @@ def test_feeds_between_fetch_and_storage_are_bounded(sqlite_engine: Engine) -> N
     report = asyncio.run(run_cycle(deps, storage.selected_feeds()))
     assert (report.count("fetched"), report.new_items) == (40, 120)
     assert most == 6
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie waiting to be reaped counts as ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_worker_processes_end_when_their_parent_is_killed() -> None:
+    code = """
+import multiprocessing, os, time
+from concurrent.futures import ProcessPoolExecutor
+from monitor.pipeline import exit_with_parent
+context = multiprocessing.get_context("spawn")
+pool = ProcessPoolExecutor(2, mp_context=context, initializer=exit_with_parent,
+                           initargs=(os.getpid(), 0.05))
+pids = {f.result() for f in [pool.submit(os.getpid) for _ in range(8)]}
+print(" ".join(map(str, sorted(pids))), flush=True)
+time.sleep(60)
+"""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        workers = [int(p) for p in parent.stdout.readline().split()]
+        assert workers and all(_running(p) for p in workers)
+    finally:
+        parent.kill()  # SIGKILL: no chance to shut the pool down
+        parent.wait()
+        parent.stdout.close()  # type: ignore[union-attr]
+    deadline = time.monotonic() + 10
+    while any(_running(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [p for p in workers if _running(p)]
+    for pid in left:  # do not leave them behind when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
