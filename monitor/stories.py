@@ -122,6 +122,25 @@ def fingerprints_of(words: Sequence[str]) -> list[Fingerprint]:
     return [Fingerprint(h) for h in word_hashes(words)]
 
 
+#: Shingle hashes as stored (`items.story_hashes`): little-endian 8-byte signed integers.
+PACKED = np.dtype("<i8")
+
+
+def packed(hashes: np.ndarray) -> bytes:
+    """An item's shingle hashes as stored in `items.story_hashes`."""
+    return hashes.astype(PACKED, copy=False).tobytes()
+
+
+def unpacked(blobs: Sequence[bytes]) -> list[np.ndarray]:
+    """Stored shingle hashes back as arrays, one per item: views of one array for them all
+    (no hashing, one block of memory)."""
+    if not blobs:
+        return []
+    every = np.frombuffer(b"".join(blobs), dtype=PACKED)
+    ends = np.cumsum([len(b) // PACKED.itemsize for b in blobs]).tolist()
+    return [every[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+
+
 def fingerprints(sets: Iterable[Iterable[str]]) -> list[Fingerprint]:
     """One fingerprint per set of shingles."""
     return fingerprints_of([" ".join(dict.fromkeys(s)) for s in sets])

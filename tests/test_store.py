@@ -166,8 +166,26 @@ def test_any_sequence_of_polls_stores_each_item_once(
 
 
 def test_migrating_twice_changes_nothing(engine: Engine) -> None:
-    assert upgrade(engine) == "0002"
+    assert upgrade(engine) == "0003"
     require_current(engine)
+
+
+def test_the_story_hashes_migration_goes_down_and_up_again(engine: Engine) -> None:
+    """0003 swaps items.story_words for items.story_hashes, in place on both backends."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from monitor.store.migrate import _alembic_config
+
+    def item_columns() -> set[str]:
+        return {c["name"] for c in inspect(engine).get_columns("items")}
+
+    assert "story_hashes" in item_columns() and "story_words" not in item_columns()
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "0002")
+    assert "story_words" in item_columns() and "story_hashes" not in item_columns()
+    assert upgrade(engine) == "0003"
+    assert "story_hashes" in item_columns() and "story_words" not in item_columns()
 
 
 def test_foreign_database_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -253,12 +271,14 @@ def test_migrations_produce_exactly_the_schema(engine: Engine) -> None:
 
 
 def test_a_database_at_revision_0001_with_items_upgrades_and_places_them(db_url: str) -> None:
-    """Items stored before story words were kept (NULL) are placed from their text."""
+    """Items stored before shingle hashes were kept (NULL) are placed from their text."""
     from alembic import command
 
     from monitor.settings import StoriesSettings
+    from monitor.shingles import story_words
     from monitor.store.migrate import APPLICATION_ID, _alembic_config
     from monitor.store.schema import meta
+    from monitor.stories import packed, word_hashes
 
     old = make_engine(db_url)
     with old.begin() as conn:
@@ -286,15 +306,17 @@ def test_a_database_at_revision_0001_with_items_upgrades_and_places_them(db_url:
     old.dispose()
     engine = make_engine(db_url)
     try:
-        assert upgrade(engine) == "0002"
+        assert upgrade(engine) == "0003"
         storage = Storage(engine, StoriesSettings())
         rewrite = item("new", "Istanbul talks on prisoner exchange resume, delegations say")
         storage.save_items(1, [rewrite], [None], NOW)
         assert storage.assign_pending_stories(NOW + timedelta(minutes=1)) == 2
         with engine.connect() as conn:
-            rows = conn.execute(select(items.c.identity, items.c.story_id, items.c.story_words))
+            rows = conn.execute(select(items.c.identity, items.c.story_id, items.c.story_hashes))
             by_identity = {r.identity: r for r in rows}
-        assert by_identity["old"].story_words is None and by_identity["new"].story_words
+        assert by_identity["old"].story_hashes is None
+        [taken] = word_hashes([story_words(rewrite.title, rewrite.summary)])
+        assert by_identity["new"].story_hashes == packed(taken)
         assert by_identity["old"].story_id == by_identity["new"].story_id is not None
     finally:
         engine.dispose()

@@ -32,9 +32,11 @@ from monitor.stories import (
     duplicate_roots,
     fingerprints,
     fingerprints_of,
+    packed,
     plan_batch,
     processing_order,
     similarity,
+    unpacked,
     word_hashes,
 )
 from monitor.types import Item
@@ -314,6 +316,16 @@ def test_story_words_sent_from_a_worker_give_the_same_fingerprint(title: str, su
     [from_set] = fingerprints([shingles(title, summary)])
     assert sorted(from_words.hashes.tolist()) == sorted(from_set.hashes.tolist())
     assert len(set(from_words.hashes.tolist())) == len(from_words.hashes)
+
+
+def test_stored_hashes_read_back_as_they_were_taken() -> None:
+    """`items.story_hashes` is little-endian whatever the machine, and reading many back
+    gives each item its own hashes (empty ones included)."""
+    taken = word_hashes(["kyiv зеленс 𝔘nicode", "", "talks resume geneva"])
+    blobs = [packed(h) for h in taken]
+    assert blobs[0] == b"".join(v.to_bytes(8, "little", signed=True) for v in PINNED_HASHES)
+    assert [h.tolist() for h in unpacked(blobs)] == [h.tolist() for h in taken]
+    assert unpacked([]) == []
 
 
 def test_word_hashes_are_fixed_values_the_same_in_every_process() -> None:

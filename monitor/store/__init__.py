@@ -16,7 +16,7 @@ from monitor.store import items as item_rows
 from monitor.store.engine import make_engine
 from monitor.store.migrate import require_current, upgrade
 from monitor.store.stories import StoryIndex, assign_pending, pending_records
-from monitor.stories import STOP_LIKE
+from monitor.stories import STOP_LIKE, packed, word_hashes
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult, SaveReport
 
 __all__ = ["Storage", "make_engine", "match_row", "require_current", "upgrade"]
@@ -55,25 +55,26 @@ class Storage:
         story_words: Sequence[str | None] | None = None,
     ) -> SaveReport:
         """Store new items and their matches in one transaction (stories come later, in
-        batches: `assign_pending_stories`); `story_words`, when a worker took them, save
-        computing them here."""
+        batches: `assign_pending_stories`), with their shingles hashed; `story_words`, when a
+        worker took them, save taking them here."""
         stories_on = self.stories is not None and self.stories.enabled
-        words = _story_words(items, story_words) if stories_on else None
+        hashes = word_hashes(_story_words(items, story_words)) if stories_on else None
+        stored = [packed(h) for h in hashes] if hashes is not None else None
         with self.engine.begin() as conn:
-            ids = item_rows.insert_items(conn, feed_id, items, words)
+            ids = item_rows.insert_items(conn, feed_id, items, stored)
             match_rows = [
                 match_row(ids[i.identity], r, now)
                 for i, r in zip(items, results, strict=True)
                 if i.identity in ids and r is not None and r.matched
             ]
             new_matches = item_rows.insert_matches(conn, match_rows)
-        if words is not None:
+        if hashes is not None:
             kept = [
-                ((ids[i.identity], i, r), w)
-                for i, r, w in zip(items, results, words, strict=True)
+                ((ids[i.identity], i, r), h)
+                for i, r, h in zip(items, results, hashes, strict=True)
                 if i.identity in ids
             ]
-            self.story_index.hint(pending_records([k for k, _ in kept], [w for _, w in kept]))
+            self.story_index.hint(pending_records([k for k, _ in kept], [h for _, h in kept]))
         return SaveReport(len(ids), new_matches)
 
     def assign_pending_stories(self, now: datetime) -> int:

@@ -40,7 +40,7 @@ def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert
     return sqlite.insert(table)
 
 
-def item_row(feed_id: int, item: Item, story_words: str | None = None) -> dict[str, Any]:
+def item_row(feed_id: int, item: Item, story_hashes: bytes | None = None) -> dict[str, Any]:
     return {
         "feed_id": feed_id,
         "identity": item.identity,
@@ -55,7 +55,7 @@ def item_row(feed_id: int, item: Item, story_words: str | None = None) -> dict[s
         "first_seen_at": item.first_seen_at,
         "lang": item.lang,
         "content_hash": item.content_hash,
-        "story_words": story_words,
+        "story_hashes": story_hashes,
     }
 
 
@@ -63,10 +63,10 @@ def insert_items(
     conn: Connection,
     feed_id: int,
     new: Sequence[Item],
-    story_words: Sequence[str | None] | None = None,
+    story_hashes: Sequence[bytes | None] | None = None,
 ) -> dict[str, int]:
-    """Insert items idempotently (ON CONFLICT DO NOTHING), with their story words if given;
-    identity → id of rows really added."""
+    """Insert items idempotently (ON CONFLICT DO NOTHING), with their story shingles'
+    hashes if given; identity → id of rows really added."""
     if not new:
         return {}
     statement = (
@@ -74,9 +74,9 @@ def insert_items(
         .on_conflict_do_nothing(index_elements=[items.c.feed_id, items.c.identity])
         .returning(items.c.id, items.c.identity)
     )
-    words = story_words if story_words is not None else [None] * len(new)
+    hashes = story_hashes if story_hashes is not None else [None] * len(new)
     rows = conn.execute(
-        statement, [item_row(feed_id, i, w) for i, w in zip(new, words, strict=True)]
+        statement, [item_row(feed_id, i, h) for i, h in zip(new, hashes, strict=True)]
     ).all()
     return {r.identity: r.id for r in rows}
 

@@ -50,6 +50,7 @@ from monitor.settings import StoriesSettings
 from monitor.shingles import story_words
 from monitor.store.schema import feeds, items, matches, stories
 from monitor.stories import (
+    MIN_SHINGLES,
     STOP_LIKE,
     Candidate,
     Decision,
@@ -58,10 +59,10 @@ from monitor.stories import (
     Prepared,
     StoryRules,
     appeared_at,
-    fingerprints_of,
     plan_batch,
     roots_of_pairs,
     union_sorted,
+    unpacked,
     word_hashes,
 )
 from monitor.types import Hit, Item, MatchResult
@@ -152,7 +153,7 @@ class StoryIndex:
 _INDEX_COLUMNS = (
     items.c.id,
     items.c.story_id,
-    items.c.story_words,
+    items.c.story_hashes,
     items.c.title,
     items.c.summary,
     items.c.published_at,
@@ -244,18 +245,23 @@ def _indexable(rows: Iterable[Any], floor: datetime, exclude: set[int]) -> list[
         when = _appeared(r.published_at, r.first_seen_at)
         if when >= floor and r.id not in exclude:
             kept.append((r, when))
-    prints = fingerprints_of([_words(r.story_words, r.title, r.summary) for r, _ in kept])
+    stored = _stored_hashes([r for r, _ in kept])
     return [
-        Candidate(r.id, r.story_id, when, fp.hashes)
-        for (r, when), fp in zip(kept, prints, strict=True)
-        if fp.comparable
+        Candidate(r.id, r.story_id, when, hashes)
+        for (r, when), hashes in zip(kept, stored, strict=True)
+        if len(hashes) >= MIN_SHINGLES
     ]
 
 
-def _words(stored: str | None, title: str, summary: str) -> str:
-    """An item's story words as stored, or from its text when it has none (stored before
-    they were kept, or while stories were off)."""
-    return story_words(title, summary) if stored is None else stored
+def _stored_hashes(rows: Sequence[Any]) -> list[np.ndarray]:
+    """Each row's shingle hashes: as stored (`story_hashes`), or taken from its title and
+    summary when it has none (stored before they were kept, or while stories were off)."""
+    out = unpacked([r.story_hashes or b"" for r in rows])
+    missing = [i for i, r in enumerate(rows) if r.story_hashes is None]
+    taken = word_hashes([story_words(rows[i].title, rows[i].summary) for i in missing])
+    for i, hashes in zip(missing, taken, strict=True):
+        out[i] = hashes
+    return out
 
 
 # --- assignment ---------------------------------------------------------------------------
@@ -295,13 +301,13 @@ class Pending:
 
 
 def pending_records(
-    saved: Sequence[tuple[int, Item, MatchResult | None]], words: Sequence[str]
+    saved: Sequence[tuple[int, Item, MatchResult | None]], hashes: Sequence[np.ndarray]
 ) -> list[Pending]:
-    """`Pending.from_item` for the items of one save (id, item, match) with their stored
-    story `words`, hashed in one call."""
+    """`Pending.from_item` for the items of one save (id, item, match) with their shingle
+    hashes."""
     return [
-        Pending.from_item(item_id, item, result, hashes)
-        for (item_id, item, result), hashes in zip(saved, word_hashes(words), strict=True)
+        Pending.from_item(item_id, item, result, h)
+        for (item_id, item, result), h in zip(saved, hashes, strict=True)
     ]
 
 
@@ -350,7 +356,7 @@ def _read_pending(conn: Connection, ids: Sequence[int]) -> list[Pending]:
             items.c.id,
             items.c.url,
             items.c.content_hash,
-            items.c.story_words,
+            items.c.story_hashes,
             items.c.title,
             items.c.summary,
             items.c.published_at,
@@ -363,7 +369,7 @@ def _read_pending(conn: Connection, ids: Sequence[int]) -> list[Pending]:
         .where(items.c.id.in_(ids), items.c.story_id.is_(None))
     )
     rows = list(conn.execute(query))
-    hashes = word_hashes([_words(r.story_words, r.title, r.summary) for r in rows])
+    hashes = _stored_hashes(rows)
     return [
         Pending(
             r.id,
