@@ -248,11 +248,13 @@ def test_sigkill_mid_cycle_loses_and_duplicates_nothing(
     engine.dispose()
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, launcher: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     env.pop("MONITOR_CONFIG_DIR", None)
     return subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
+        [*(launcher or [sys.executable, "-m", "monitor"]), *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -415,7 +417,26 @@ def test_worker_matcher_refuses_a_stale_watchlist_version() -> None:
     assert _worker_matcher(WatchlistRef(path, version, None)) is not None
 
 
-def test_python_dash_m_with_worker_processes(feed_server: FeedServer, tmp_path: Path) -> None:
+CONSOLE_SCRIPT = Path(sys.executable).with_name("monitor")
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        pytest.param([sys.executable, "-m", "monitor"], id="python -m monitor"),
+        pytest.param(
+            [str(CONSOLE_SCRIPT)],
+            id="console script",
+            marks=pytest.mark.skipif(
+                not CONSOLE_SCRIPT.exists(), reason="the monitor console script is not installed"
+            ),
+        ),
+    ],
+)
+def test_worker_processes_start_from_either_entry_point(
+    feed_server: FeedServer, tmp_path: Path, launcher: list[str]
+) -> None:
+    """Spawned workers import the parent's main module afresh: both entry points must allow it."""
     for f in range(3):
         feed_server.add(f"/p{f}.xml", body=rss(f, range(4)))
     config_dir = make_config(
@@ -425,7 +446,7 @@ def test_python_dash_m_with_worker_processes(feed_server: FeedServer, tmp_path: 
     )
     with (config_dir / "monitor.yaml").open("a", encoding="utf-8") as fh:
         fh.write("schedule:\n  parse_workers: 2\n  parallel_from: 1\n")
-    result = run_cli("poll", "--config-dir", str(config_dir), cwd=tmp_path)
+    result = run_cli("poll", "--config-dir", str(config_dir), cwd=tmp_path, launcher=launcher)
     assert result.returncode == 0, result.stderr
     assert "3 fetched, 0 not modified, 0 failed; 12 new items" in result.stdout
 
