@@ -515,7 +515,8 @@ def _ones(
     indptr = np.zeros(shape[0] + 1, dtype=index)
     np.cumsum(np.bincount(rows[keep], minlength=shape[0]), out=indptr[1:])
     indices = cols[keep].astype(index, copy=False)
-    # 2-byte ones: a shared count never nears 32,767 (it is at most an item's shingle count).
+    # 2-byte ones: a shared count never nears 32,767. It is at most an item's shingle count,
+    # and title + summary (summaries are cut at 5,000 characters) hold far fewer words.
     return csr_matrix((np.ones(len(indices), dtype=np.int16), indices, indptr), shape=shape)
 
 

@@ -116,8 +116,8 @@ items = Table(
     #: The earliest stored item with the same canonical URL or content hash, if another.
     Column("duplicate_of", Id, ForeignKey("items.id", ondelete="SET NULL")),
     Column("story_id", Id, ForeignKey("stories.id", ondelete="SET NULL")),
-    #: The shingle hashes story clustering compares (monitor.shingles.story_hashes), when
-    #: taken: a restart reloads the story window without tokenising or hashing again.
+    #: The shingle hashes story clustering compares (monitor.stories.packed), when taken:
+    #: a restart reloads the story window without tokenising or hashing again.
     Column("story_hashes", LargeBinary),
     UniqueConstraint("feed_id", "identity", name="uq_items_feed_identity"),
     Index("ix_items_first_seen_at", "first_seen_at"),

@@ -1,9 +1,8 @@
 """Items keep their story shingles hashed (`story_hashes`) instead of as words.
 
-A restart then reloads the story window without hashing it again, and the parse workers
-send the hashes they took. The words column goes: words and hashes both come from the
-item's title and summary, so an item without hashes (stored before, or with stories off)
-has them taken from its text when needed.
+A restart then reloads the story window without hashing it again. The words column goes:
+words and hashes both come from the item's title and summary, so an item without hashes
+(stored before, or with stories off) has them taken from its text when needed.
 
 Revision ID: 0003
 Revises: 0002
