@@ -17,7 +17,7 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -628,9 +628,18 @@ class Fetcher:
             await client.__aexit__(exc_type, exc, tb)
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        admitted: Callable[[], Awaitable[None]] | None = None,
     ) -> FetchResult:
-        """Conditional GET of one feed, redirects followed; raises FetchError subclasses."""
+        """Conditional GET of one feed, redirects followed; raises FetchError subclasses.
+
+        `admitted`, if given, is awaited once, when the first request has its host slot and
+        is about to take a global one: a caller bounding how many feeds it holds at once
+        counts a feed from there (a feed queued behind its host holds nothing yet)."""
         started = time.monotonic()
         check_url(url, url)
         headers = self._request_headers(etag, last_modified)
@@ -640,7 +649,8 @@ class Fetcher:
         while True:
             redirects.visited.append(current)
             hop_started = time.monotonic()
-            answer = await self._hop(url, current, headers, budget)
+            answer = await self._hop(url, current, headers, budget, admitted)
+            admitted = None
             budget -= time.monotonic() - hop_started
             if answer.status not in REDIRECT_STATUSES:
                 break
@@ -663,15 +673,23 @@ class Fetcher:
         return slot
 
     async def _hop(
-        self, feed_url: str, url: str, headers: Mapping[str, str], budget: float
+        self,
+        feed_url: str,
+        url: str,
+        headers: Mapping[str, str],
+        budget: float,
+        admitted: Callable[[], Awaitable[None]] | None = None,
     ) -> _Answer:
         """One request under a host slot, then a global slot, within the remaining deadline."""
         if self._client is None or self._global_slots is None:
             raise RuntimeError("use the Fetcher inside 'async with'")
         client, global_slots = self._client, self._global_slots
-        async with self._host_slot(url), global_slots:
-            with anyio.move_on_after(max(budget, 0.0)) as deadline:
-                return await self._exchange(client, feed_url, url, headers)
+        async with self._host_slot(url):
+            if admitted is not None:
+                await admitted()
+            async with global_slots:
+                with anyio.move_on_after(max(budget, 0.0)) as deadline:
+                    return await self._exchange(client, feed_url, url, headers)
         if deadline.cancelled_caught:
             raise DeadlineError(
                 feed_url, f"took longer than the {self._settings.deadline:g} s deadline"

@@ -14,7 +14,7 @@ Read as a shell pipeline, a cycle is::
                                                  #   (every 50,000 in a huge backfill)
     deliver immediate digests                    # alerts: after the cycle
 
-At most 2 × concurrency feeds are between fetch and storage at once (`feeds_in_flight`).
+At most 2 × concurrency feeds are between request and storage at once (`feeds_in_flight`).
 A feed's failure (network, HTTP, parse) is recorded on the feed and the cycle goes on; an
 unexpected exception surfaces. Nothing here reads the clock or settings from globals: both
 come in through `CycleDeps`.
@@ -28,7 +28,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -75,7 +75,12 @@ class Storage(Protocol):
 
 class Fetcher(Protocol):
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        admitted: Callable[[], Awaitable[None]] | None = None,
     ) -> FetchResult: ...
 
 
@@ -268,21 +273,45 @@ async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleRep
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-store") as store:
         # Catch up first: items a crash left without a story are placed before new ones.
         await loop.run_in_executor(store, deps.storage.assign_pending_stories, started)
-        polls = (_poll_bounded(in_flight, deps, store, states, route, feed) for feed in feeds)
+        polls = (
+            _poll_reported(deps, store, states, route, feed, Admission(in_flight)) for feed in feeds
+        )
         outcomes = await asyncio.gather(*polls)
         await loop.run_in_executor(store, states.flush)
     return CycleReport(started, deps.clock(), tuple(outcomes), deps.watchlist_version)
 
 
 def feeds_in_flight(settings: MonitorSettings) -> int:
-    """How many feeds may be between the start of their fetch and the end of their storage
-    at once: the fetcher's own limit, and as many again fetched and waiting to be parsed or
-    stored, so that neither the parse workers nor the storage thread run dry.
+    """How many feeds may be between their request and the end of their storage at once:
+    the fetcher's own limit, and as many again fetched and waiting to be parsed or stored,
+    so that neither the parse workers nor the storage thread run dry.
 
     Without a bound, fetches (fast on a near server) run far ahead of the storage thread,
     and every fetched body and parsed feed waits in memory: on the bench's cold cycle (500
     feeds, 29,550 items) that held 35 MB more in the parent at its peak."""
     return 2 * settings.http.concurrency
+
+
+class Admission:
+    """One feed's place among the `feeds_in_flight`: taken when its first request is about to
+    go out (the fetcher calls `enter` once the feed's host slot is free, so a feed queued
+    behind a busy host holds no place and cannot starve other hosts' feeds), given back
+    when the feed is stored or has failed (`leave`). A fetcher that never calls `enter` is
+    admitted when its fetch returns."""
+
+    def __init__(self, places: asyncio.Semaphore) -> None:
+        self._places = places
+        self._held = False
+
+    async def enter(self) -> None:
+        if not self._held:
+            await self._places.acquire()
+            self._held = True
+
+    def leave(self) -> None:
+        if self._held:
+            self._held = False
+            self._places.release()
 
 
 #: Share of parsed items that must be new before worker processes pay off (see ParseRoute).
@@ -390,22 +419,18 @@ class FeedStates:
             self._pending = []
 
 
-async def _poll_bounded(
-    in_flight: asyncio.Semaphore,
+async def _poll_reported(
     deps: CycleDeps,
     store: Executor,
     states: FeedStates,
     route: ParseRoute,
     feed: FeedForUpdate,
+    admission: Admission,
 ) -> FeedOutcome:
-    async with in_flight:
-        return await _poll_reported(deps, store, states, route, feed)
-
-
-async def _poll_reported(
-    deps: CycleDeps, store: Executor, states: FeedStates, route: ParseRoute, feed: FeedForUpdate
-) -> FeedOutcome:
-    outcome = await poll_feed(deps, store, states, route, feed)
+    try:
+        outcome = await poll_feed(deps, store, states, route, feed, admission)
+    finally:
+        admission.leave()
     if outcome.status == "failed":
         log.warning("feed %s failed: %s", feed.url, outcome.error)
     for warning in outcome.warnings:
@@ -416,14 +441,23 @@ async def _poll_reported(
 
 
 async def poll_feed(
-    deps: CycleDeps, store: Executor, states: FeedStates, route: ParseRoute, feed: FeedForUpdate
+    deps: CycleDeps,
+    store: Executor,
+    states: FeedStates,
+    route: ParseRoute,
+    feed: FeedForUpdate,
+    admission: Admission,
 ) -> FeedOutcome:
     """Fetch, parse, match and store one feed; its failure is recorded, not raised."""
     loop = asyncio.get_running_loop()
     try:
         fetched = await deps.fetcher.fetch(
-            feed.url, etag=feed.etag, last_modified=feed.last_modified
+            feed.url,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            admitted=admission.enter,
         )
+        await admission.enter()  # a no-op when the fetcher took the place already
     except FetchError as e:
         intent = _failure_intent(deps, feed, e.reason, e.status, e.retry_after_s)
         await loop.run_in_executor(store, states.add, intent)

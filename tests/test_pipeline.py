@@ -502,10 +502,15 @@ def test_workers_are_asked_for_only_when_much_of_what_is_parsed_is_new() -> None
     assert route.next_executor() is pool
 
 
+def _instant_rss(url: str) -> bytes:
+    return rss(int(url.split("bounded")[1].split(".")[0]), range(3))
+
+
 def test_feeds_between_fetch_and_storage_are_bounded(sqlite_engine: Engine) -> None:
     """However fast fetches come back, at most 2 × concurrency feeds wait for parsing and
     storage at once (fetched bodies and parsed items are not all held in memory)."""
     import asyncio
+    from collections.abc import Awaitable
 
     from monitor.pipeline import CycleDeps, FeedOutcome, run_cycle
     from monitor.settings import FeedSpec, MonitorSettings
@@ -521,14 +526,23 @@ def test_feeds_between_fetch_and_storage_are_bounded(sqlite_engine: Engine) -> N
     active, most = 0, 0
 
     class InstantFetcher:
+        """Answers at once; takes its place when its request would go out, as Fetcher does."""
+
         async def fetch(
-            self, url: str, *, etag: str | None = None, last_modified: str | None = None
+            self,
+            url: str,
+            *,
+            etag: str | None = None,
+            last_modified: str | None = None,
+            admitted: Callable[[], Awaitable[None]] | None = None,
         ) -> FetchResult:
             nonlocal active, most
+            if admitted is not None:
+                await admitted()
             active += 1
             most = max(most, active)
-            body = rss(int(url.split("bounded")[1].split(".")[0]), range(3))
-            return FetchResult(url, 200, {"content-type": "application/rss+xml"}, body, None, None)
+            headers = {"content-type": "application/rss+xml"}
+            return FetchResult(url, 200, headers, _instant_rss(url), None, None)
 
     def done(outcome: FeedOutcome) -> None:
         nonlocal active
@@ -540,6 +554,54 @@ def test_feeds_between_fetch_and_storage_are_bounded(sqlite_engine: Engine) -> N
     report = asyncio.run(run_cycle(deps, storage.selected_feeds()))
     assert (report.count("fetched"), report.new_items) == (40, 120)
     assert most == 6
+
+
+def test_feeds_queued_behind_a_slow_host_do_not_hold_up_other_hosts(
+    sqlite_engine: Engine,
+) -> None:
+    """The bound on feeds in flight counts a feed from its request, not while it waits for
+    its host: eight feeds of a slow host listed first must not delay another host's."""
+    import asyncio
+
+    from monitor.fetch import Fetcher
+    from monitor.pipeline import CycleDeps, run_cycle
+    from monitor.settings import FeedSpec, MonitorSettings
+
+    hosts = ("127.0.0.1", "127.0.0.2")
+    settings = MonitorSettings.model_validate(
+        {"http": {"concurrency": 2, "per_host": 1, "allow_private_networks": ["127.0.0.0/8"]}}
+    )
+    with FeedServer(hosts=hosts) as server:
+        urls = []
+        for n, (host, delay) in enumerate([(hosts[0], 0.5)] * 8 + [(hosts[1], 0.0)] * 8):
+            server.add(f"/h{n}.xml", body=rss(n, range(2)), delay=delay)
+            urls.append(server.url(f"/h{n}.xml", host=host))
+        storage = Storage(sqlite_engine, settings.stories)
+        specs = [FeedSpec(u, None, None, True, (), None) for u in urls]
+        storage.sync_feeds(specs, BASE)
+        finished: list[str] = []
+
+        async def cycle() -> None:
+            async with Fetcher(settings.http) as fetcher:
+                deps = CycleDeps(
+                    storage,
+                    fetcher,
+                    None,
+                    settings,
+                    lambda: BASE,
+                    on_feed=lambda o: finished.append(o.url.split("/")[2].split(":")[0]),
+                    parallel_from=10**6,
+                )
+                await run_cycle(deps, storage.selected_feeds())
+
+        asyncio.run(cycle())
+    assert len(finished) == 16
+    # The fast host's eight feeds are done before the slow host's second one (each of
+    # those takes 0.5 s, one at a time); counted from the start of the wait, the slow
+    # host's queue would have held every place until five of its feeds were done.
+    assert finished.index(hosts[0], finished.index(hosts[0]) + 1) > max(
+        i for i, h in enumerate(finished) if h == hosts[1]
+    )
 
 
 def _running(pid: int) -> bool:
