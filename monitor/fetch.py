@@ -17,7 +17,7 @@ import socket
 import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -33,7 +33,7 @@ import httpx
 from monitor.errors import BlockedAddressError, DeadlineError, FetchError, TooLargeError
 from monitor.netguard import IPNetwork, is_blocked, parse_networks, refusal
 from monitor.settings import HttpSettings
-from monitor.types import FetchResult
+from monitor.types import Admission, FetchResult
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, "
@@ -633,13 +633,15 @@ class Fetcher:
         *,
         etag: str | None = None,
         last_modified: str | None = None,
-        admitted: Callable[[], Awaitable[None]] | None = None,
+        admission: Admission | None = None,
     ) -> FetchResult:
         """Conditional GET of one feed, redirects followed; raises FetchError subclasses.
 
-        `admitted`, if given, is awaited once, when the first request has its host slot and
-        is about to take a global one: a caller bounding how many feeds it holds at once
-        counts a feed from there (a feed queued behind its host holds nothing yet)."""
+        `admission`, if given, is entered once each request has its host slot (before the
+        global one) and left before waiting for another host's slot: a caller bounding how
+        many feeds it holds at once counts a feed from its first request on, but a feed
+        queued behind a host never holds a place (which could starve other hosts, or
+        deadlock with feeds redirected to that host)."""
         started = time.monotonic()
         check_url(url, url)
         headers = self._request_headers(etag, last_modified)
@@ -649,8 +651,7 @@ class Fetcher:
         while True:
             redirects.visited.append(current)
             hop_started = time.monotonic()
-            answer = await self._hop(url, current, headers, budget, admitted)
-            admitted = None
+            answer = await self._hop(url, current, headers, budget, admission)
             budget -= time.monotonic() - hop_started
             if answer.status not in REDIRECT_STATUSES:
                 break
@@ -678,15 +679,17 @@ class Fetcher:
         url: str,
         headers: Mapping[str, str],
         budget: float,
-        admitted: Callable[[], Awaitable[None]] | None = None,
+        admission: Admission | None = None,
     ) -> _Answer:
         """One request under a host slot, then a global slot, within the remaining deadline."""
         if self._client is None or self._global_slots is None:
             raise RuntimeError("use the Fetcher inside 'async with'")
         client, global_slots = self._client, self._global_slots
+        if admission is not None:
+            admission.leave()  # a no-op before the first request
         async with self._host_slot(url):
-            if admitted is not None:
-                await admitted()
+            if admission is not None:
+                await admission.enter()
             async with global_slots:
                 with anyio.move_on_after(max(budget, 0.0)) as deadline:
                     return await self._exchange(client, feed_url, url, headers)

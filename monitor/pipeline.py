@@ -28,7 +28,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -41,6 +41,7 @@ from monitor import schedule
 from monitor.errors import FetchError, ParseError
 from monitor.settings import MonitorSettings
 from monitor.types import (
+    Admission,
     FeedForUpdate,
     FeedUpdateIntent,
     FetchResult,
@@ -80,7 +81,7 @@ class Fetcher(Protocol):
         *,
         etag: str | None = None,
         last_modified: str | None = None,
-        admitted: Callable[[], Awaitable[None]] | None = None,
+        admission: Admission | None = None,
     ) -> FetchResult: ...
 
 
@@ -274,7 +275,7 @@ async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleRep
         # Catch up first: items a crash left without a story are placed before new ones.
         await loop.run_in_executor(store, deps.storage.assign_pending_stories, started)
         polls = (
-            _poll_reported(deps, store, states, route, feed, Admission(in_flight)) for feed in feeds
+            _poll_reported(deps, store, states, route, feed, FeedPlace(in_flight)) for feed in feeds
         )
         outcomes = await asyncio.gather(*polls)
         await loop.run_in_executor(store, states.flush)
@@ -292,12 +293,12 @@ def feeds_in_flight(settings: MonitorSettings) -> int:
     return 2 * settings.http.concurrency
 
 
-class Admission:
-    """One feed's place among the `feeds_in_flight`: taken when its first request is about to
-    go out (the fetcher calls `enter` once the feed's host slot is free, so a feed queued
-    behind a busy host holds no place and cannot starve other hosts' feeds), given back
-    when the feed is stored or has failed (`leave`). A fetcher that never calls `enter` is
-    admitted when its fetch returns."""
+class FeedPlace:
+    """One feed's place among the `feeds_in_flight` (an `Admission`): the fetcher enters it
+    once a request has its host slot and leaves it while waiting for another host's (so a
+    feed queued behind a busy host holds no place: it cannot starve other hosts' feeds, nor
+    deadlock with feeds redirected to that host); the cycle leaves it when the feed is
+    stored or has failed. A fetcher that never enters it is admitted when its fetch returns."""
 
     def __init__(self, places: asyncio.Semaphore) -> None:
         self._places = places
@@ -425,12 +426,12 @@ async def _poll_reported(
     states: FeedStates,
     route: ParseRoute,
     feed: FeedForUpdate,
-    admission: Admission,
+    place: FeedPlace,
 ) -> FeedOutcome:
     try:
-        outcome = await poll_feed(deps, store, states, route, feed, admission)
+        outcome = await poll_feed(deps, store, states, route, feed, place)
     finally:
-        admission.leave()
+        place.leave()
     if outcome.status == "failed":
         log.warning("feed %s failed: %s", feed.url, outcome.error)
     for warning in outcome.warnings:
@@ -446,7 +447,7 @@ async def poll_feed(
     states: FeedStates,
     route: ParseRoute,
     feed: FeedForUpdate,
-    admission: Admission,
+    place: FeedPlace,
 ) -> FeedOutcome:
     """Fetch, parse, match and store one feed; its failure is recorded, not raised."""
     loop = asyncio.get_running_loop()
@@ -455,9 +456,9 @@ async def poll_feed(
             feed.url,
             etag=feed.etag,
             last_modified=feed.last_modified,
-            admitted=admission.enter,
+            admission=place,
         )
-        await admission.enter()  # a no-op when the fetcher took the place already
+        await place.enter()  # a no-op when the fetcher holds the place already
     except FetchError as e:
         intent = _failure_intent(deps, feed, e.reason, e.status, e.retry_after_s)
         await loop.run_in_executor(store, states.add, intent)

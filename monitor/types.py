@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 Lang = Literal["en", "ru", "uk", "other"]
 FieldName = Literal["title", "summary", "content"]
@@ -34,6 +34,16 @@ class FeedForUpdate:
     interval_s: int
     #: Language hint from config; items are still detected one by one.
     lang: str | None = None
+
+
+class Admission(Protocol):
+    """A feed's place among those a caller holds at once (`monitor.pipeline.FeedPlace`):
+    the fetcher takes it once a request has its host slot, and gives it back while it waits
+    for another host's slot (a redirect), so waiting for a host never holds a place."""
+
+    async def enter(self) -> None: ...
+
+    def leave(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -510,11 +510,10 @@ def test_feeds_between_fetch_and_storage_are_bounded(sqlite_engine: Engine) -> N
     """However fast fetches come back, at most 2 × concurrency feeds wait for parsing and
     storage at once (fetched bodies and parsed items are not all held in memory)."""
     import asyncio
-    from collections.abc import Awaitable
 
     from monitor.pipeline import CycleDeps, FeedOutcome, run_cycle
     from monitor.settings import FeedSpec, MonitorSettings
-    from monitor.types import FetchResult
+    from monitor.types import Admission, FetchResult
 
     settings = MonitorSettings.model_validate({"http": {"concurrency": 3}})
     storage = Storage(sqlite_engine, settings.stories)
@@ -534,11 +533,11 @@ def test_feeds_between_fetch_and_storage_are_bounded(sqlite_engine: Engine) -> N
             *,
             etag: str | None = None,
             last_modified: str | None = None,
-            admitted: Callable[[], Awaitable[None]] | None = None,
+            admission: Admission | None = None,
         ) -> FetchResult:
             nonlocal active, most
-            if admitted is not None:
-                await admitted()
+            if admission is not None:
+                await admission.enter()
             active += 1
             most = max(most, active)
             headers = {"content-type": "application/rss+xml"}
@@ -556,45 +555,52 @@ def test_feeds_between_fetch_and_storage_are_bounded(sqlite_engine: Engine) -> N
     assert most == 6
 
 
-def test_feeds_queued_behind_a_slow_host_do_not_hold_up_other_hosts(
-    sqlite_engine: Engine,
-) -> None:
-    """The bound on feeds in flight counts a feed from its request, not while it waits for
-    its host: eight feeds of a slow host listed first must not delay another host's."""
+def _cycle_over_hosts(
+    engine: Engine, settings_http: dict[str, object], urls: list[str], limit_s: float = 30
+) -> list[str]:
+    """Run one cycle with the real fetcher over `urls`; the hosts of the finished feeds, in
+    order (the cycle must end within `limit_s`: a deadlock fails instead of hanging)."""
     import asyncio
 
     from monitor.fetch import Fetcher
     from monitor.pipeline import CycleDeps, run_cycle
     from monitor.settings import FeedSpec, MonitorSettings
 
+    http = {**settings_http, "allow_private_networks": ["127.0.0.0/8"]}
+    settings = MonitorSettings.model_validate({"http": http})
+    storage = Storage(engine, settings.stories)
+    storage.sync_feeds([FeedSpec(u, None, None, True, (), None) for u in urls], BASE)
+    finished: list[str] = []
+
+    async def cycle() -> None:
+        async with Fetcher(settings.http) as fetcher:
+            deps = CycleDeps(
+                storage,
+                fetcher,
+                None,
+                settings,
+                lambda: BASE,
+                on_feed=lambda o: finished.append(o.url.split("/")[2].split(":")[0]),
+                parallel_from=10**6,
+            )
+            await asyncio.wait_for(run_cycle(deps, storage.selected_feeds()), limit_s)
+
+    asyncio.run(cycle())
+    return finished
+
+
+def test_feeds_queued_behind_a_slow_host_do_not_hold_up_other_hosts(
+    sqlite_engine: Engine,
+) -> None:
+    """The bound on feeds in flight counts a feed from its request, not while it waits for
+    its host: eight feeds of a slow host listed first must not delay another host's."""
     hosts = ("127.0.0.1", "127.0.0.2")
-    settings = MonitorSettings.model_validate(
-        {"http": {"concurrency": 2, "per_host": 1, "allow_private_networks": ["127.0.0.0/8"]}}
-    )
     with FeedServer(hosts=hosts) as server:
         urls = []
         for n, (host, delay) in enumerate([(hosts[0], 0.5)] * 8 + [(hosts[1], 0.0)] * 8):
             server.add(f"/h{n}.xml", body=rss(n, range(2)), delay=delay)
             urls.append(server.url(f"/h{n}.xml", host=host))
-        storage = Storage(sqlite_engine, settings.stories)
-        specs = [FeedSpec(u, None, None, True, (), None) for u in urls]
-        storage.sync_feeds(specs, BASE)
-        finished: list[str] = []
-
-        async def cycle() -> None:
-            async with Fetcher(settings.http) as fetcher:
-                deps = CycleDeps(
-                    storage,
-                    fetcher,
-                    None,
-                    settings,
-                    lambda: BASE,
-                    on_feed=lambda o: finished.append(o.url.split("/")[2].split(":")[0]),
-                    parallel_from=10**6,
-                )
-                await run_cycle(deps, storage.selected_feeds())
-
-        asyncio.run(cycle())
+        finished = _cycle_over_hosts(sqlite_engine, {"concurrency": 2, "per_host": 1}, urls)
     assert len(finished) == 16
     # The fast host's eight feeds are done before the slow host's second one (each of
     # those takes 0.5 s, one at a time); counted from the start of the wait, the slow
@@ -602,6 +608,28 @@ def test_feeds_queued_behind_a_slow_host_do_not_hold_up_other_hosts(
     assert finished.index(hosts[0], finished.index(hosts[0]) + 1) > max(
         i for i, h in enumerate(finished) if h == hosts[1]
     )
+
+
+def test_feeds_redirected_to_a_busy_host_do_not_deadlock_the_cycle(
+    sqlite_engine: Engine,
+) -> None:
+    """Feeds redirected to a host wait for its slot without holding their place, so the
+    host's own feeds, which hold its slots while they wait for a place, get one (holding
+    the place across the redirect, this cycle deadlocked and hit the time limit)."""
+    hosts = ("127.0.0.1", "127.0.0.2")
+    with FeedServer(hosts=hosts) as server:
+        urls = []
+        for n in range(6):  # on the first host, each moved to the second (slowly)
+            server.add(f"/moved{n}.xml", body=rss(n, range(2)), delay=0.2)
+            server.add(f"/r{n}.xml", redirect=server.url(f"/moved{n}.xml", host=hosts[1]))
+            urls.append(server.url(f"/r{n}.xml", host=hosts[0]))
+        for n in range(6):  # the second host's own feeds
+            server.add(f"/own{n}.xml", body=rss(10 + n, range(2)))
+            urls.append(server.url(f"/own{n}.xml", host=hosts[1]))
+        finished = _cycle_over_hosts(
+            sqlite_engine, {"concurrency": 1, "per_host": 1}, urls, limit_s=20
+        )
+    assert len(finished) == 12
 
 
 def _running(pid: int) -> bool:
