@@ -270,14 +270,12 @@ async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleRep
     loop = asyncio.get_running_loop()
     route = ParseRoute(deps.parse_pool, deps.parallel_from, deps.parse_pool_broken)
     states = FeedStates(deps.storage, StoryBatches(deps.storage, deps.clock, deps.story_batch))
-    in_flight = asyncio.Semaphore(feeds_in_flight(deps.settings))
+    places = asyncio.Semaphore(feeds_in_flight(deps.settings))
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-store") as store:
         # Catch up first: items a crash left without a story are placed before new ones.
         await loop.run_in_executor(store, deps.storage.assign_pending_stories, started)
-        polls = (
-            _poll_reported(deps, store, states, route, feed, FeedPlace(in_flight)) for feed in feeds
-        )
-        outcomes = await asyncio.gather(*polls)
+        cycle = _Cycle(deps, store, states, route, places)
+        outcomes = await asyncio.gather(*(_poll_reported(cycle, feed) for feed in feeds))
         await loop.run_in_executor(store, states.flush)
     return CycleReport(started, deps.clock(), tuple(outcomes), deps.watchlist_version)
 
@@ -420,36 +418,36 @@ class FeedStates:
             self._pending = []
 
 
-async def _poll_reported(
-    deps: CycleDeps,
-    store: Executor,
-    states: FeedStates,
-    route: ParseRoute,
-    feed: FeedForUpdate,
-    place: FeedPlace,
-) -> FeedOutcome:
+@dataclass(frozen=True, slots=True)
+class _Cycle:
+    """What the polls of one cycle share: the dependencies, the storage thread, the feed
+    states still to write, where bodies are parsed, and the places of `feeds_in_flight`."""
+
+    deps: CycleDeps
+    store: Executor
+    states: FeedStates
+    route: ParseRoute
+    places: asyncio.Semaphore
+
+
+async def _poll_reported(cycle: _Cycle, feed: FeedForUpdate) -> FeedOutcome:
+    place = FeedPlace(cycle.places)
     try:
-        outcome = await poll_feed(deps, store, states, route, feed, place)
+        outcome = await _poll_feed(cycle, feed, place)
     finally:
         place.leave()
     if outcome.status == "failed":
         log.warning("feed %s failed: %s", feed.url, outcome.error)
     for warning in outcome.warnings:
         log.info("feed %s: %s", feed.url, warning)
-    if deps.on_feed:
-        deps.on_feed(outcome)
+    if cycle.deps.on_feed:
+        cycle.deps.on_feed(outcome)
     return outcome
 
 
-async def poll_feed(
-    deps: CycleDeps,
-    store: Executor,
-    states: FeedStates,
-    route: ParseRoute,
-    feed: FeedForUpdate,
-    place: FeedPlace,
-) -> FeedOutcome:
+async def _poll_feed(cycle: _Cycle, feed: FeedForUpdate, place: FeedPlace) -> FeedOutcome:
     """Fetch, parse, match and store one feed; its failure is recorded, not raised."""
+    deps, store, states, route = cycle.deps, cycle.store, cycle.states, cycle.route
     loop = asyncio.get_running_loop()
     try:
         fetched = await deps.fetcher.fetch(
