@@ -420,8 +420,11 @@ def best_candidates(
 
 def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matrix:
     sizes = np.fromiter(map(len, (n.hashes for n in nodes)), dtype=np.int64, count=len(nodes))
-    rows, cols, width = _columns([n.hashes for n in nodes], sizes, first_new)
-    common = (np.bincount(cols, minlength=width) > stop_like)[cols]
+    cols, width = _columns([n.hashes for n in nodes], sizes, first_new)
+    found = cols >= 0
+    crowded = np.bincount(cols[found], minlength=width) > stop_like
+    common = found & crowded[cols]  # cols of -1 read the last flag; `found` masks them
+    starts = np.concatenate(([0], np.cumsum(sizes)))
     epoch = nodes[0].appeared_at
     hours = np.fromiter(
         ((n.appeared_at - epoch).total_seconds() / 3600 for n in nodes),
@@ -432,8 +435,8 @@ def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matr
     return _Matrix(
         list(nodes),
         first_new,
-        _ones(rows, cols, ~common, shape),
-        _ones(rows, cols, common, shape),
+        _ones(starts, cols, found & ~common, shape),
+        _ones(starts, cols, common, shape),
         sizes,
         hours,
     )
@@ -441,9 +444,9 @@ def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matr
 
 def _columns(
     per_node: Sequence[np.ndarray], sizes: np.ndarray, first_new: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """(row, column) of each shingle a batch item carries, ordered by row, and the number of
-    columns (rows and columns as int32).
+) -> tuple[np.ndarray, int]:
+    """The column of each node's each shingle, node after node (int32; -1 for a shingle no
+    batch item carries), and the number of columns.
 
     Columns are shingles, numbered through their hashes: a vectorised vocabulary instead of
     a dict lookup per shingle. Only shingles some new node carries can be shared with a new
@@ -451,13 +454,7 @@ def _columns(
     the window's shingles matter only through `sizes`."""
     hashes = np.concatenate(per_node)
     vocab = np.unique(hashes[int(sizes[:first_new].sum()) :])
-    found = column_of(vocab, hashes)
-    del hashes  # freed before the row numbers are made (lower peak)
-    rows = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-    kept = found >= 0
-    if kept.all():  # a cold cycle: every node is new (no copies of two 4-byte arrays)
-        return rows, found, len(vocab)
-    return rows[kept], found[kept], len(vocab)
+    return column_of(vocab, hashes), len(vocab)
 
 
 #: Keys looked up per pass of `column_of` (bounds its temporary arrays to a few megabytes).
@@ -507,13 +504,16 @@ def _probe(table: np.ndarray, vocab: np.ndarray, keys: np.ndarray, mask: np.int6
 
 
 def _ones(
-    rows: np.ndarray, cols: np.ndarray, keep: np.ndarray, shape: tuple[int, int]
+    starts: np.ndarray, cols: np.ndarray, keep: np.ndarray, shape: tuple[int, int]
 ) -> csr_matrix:
-    """A 0/1 CSR matrix of the (row, col) pairs where `keep`, built straight from `rows`
-    being in order (no COO step: a third of the time and of the temporary memory)."""
-    index = np.int32 if len(rows) < np.iinfo(np.int32).max else np.int64
-    indptr = np.zeros(shape[0] + 1, dtype=index)
-    np.cumsum(np.bincount(rows[keep], minlength=shape[0]), out=indptr[1:])
+    """A 0/1 CSR matrix of the shingles where `keep`: row i holds `cols[starts[i]:
+    starts[i + 1]]`. Built straight from that layout, with no row number per shingle and
+    no COO step: a row's offset is the number of kept shingles before its start."""
+    index = np.int32 if len(cols) < np.iinfo(np.int32).max else np.int64
+    kept_before = np.zeros(len(keep) + 1, dtype=index)
+    np.cumsum(keep, dtype=index, out=kept_before[1:])
+    indptr = kept_before[starts]
+    del kept_before
     indices = cols[keep].astype(index, copy=False)
     # 2-byte ones: a shared count never nears 32,767. It is at most an item's shingle count,
     # and title + summary (summaries are cut at 5,000 characters) hold far fewer words.
