@@ -72,7 +72,7 @@ def shingles(title: str, summary: str) -> frozenset[str]:
 
 
 def story_words(title: str, summary: str) -> str:
-    """The shingles of an item as one space-separated string, each once: what is stored in
-    `items.story_words` and sent from a worker process (`monitor.stories.fingerprints_of`
-    hashes it)."""
+    """The shingles of an item as one space-separated string, each once: what a worker
+    process sends, hashed when the item is saved (`monitor.stories.word_hashes`) and stored
+    as `items.story_hashes`."""
     return " ".join(dict.fromkeys(content_words(f"{title}\n{summary}")))

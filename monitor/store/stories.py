@@ -13,8 +13,8 @@ after a crash), in one transaction:
     → insert new stories, update touched ones, link items   (executemany)
     → stage the placed items in the StoryIndex              (confirmed at the next call)
 
-The database stays the truth: the index holds only what `items` says (shingles are hashed
-again from the stored story words, or title and summary), so a restart rebuilds it and a
+The database stays the truth: the index holds only what `items` says (the stored shingle
+hashes, or hashes taken again from title and summary), so a restart rebuilds it and a
 rolled-back transaction cannot leave a phantom behind: items staged by one call are checked
 against `items` at the next one.
 """
