@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -672,3 +673,112 @@ time.sleep(60)
     for pid in left:  # do not leave them behind when the test fails
         os.kill(pid, signal.SIGKILL)
     assert left == []
+
+
+class _CountingStorage:
+    """A real Storage that counts its save transactions and can fail inside one."""
+
+    def __init__(self, storage: Storage, fail_on_feed: int | None = None) -> None:
+        self.storage = storage
+        self.transactions = 0
+        self.fail_on_feed = fail_on_feed
+
+    def saving(self) -> Any:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def counted() -> Iterator[Any]:
+            self.transactions += 1
+            with self.storage.saving() as unit:
+                yield _FailingUnit(unit, self.fail_on_feed)
+
+        return counted()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+
+class _FailingUnit:
+    def __init__(self, unit: Any, fail_on_feed: int | None) -> None:
+        self.unit = unit
+        self.fail_on_feed = fail_on_feed
+
+    def known_identities(self, feed_id: int, identities: Any) -> set[str]:
+        return self.unit.known_identities(feed_id, identities)  # type: ignore[no-any-return]
+
+    def save_items(self, feed_id: int, *args: Any) -> Any:
+        if feed_id == self.fail_on_feed:
+            raise RuntimeError(f"disk trouble while saving feed {feed_id}")
+        return self.unit.save_items(feed_id, *args)
+
+
+def _saves_while_the_store_is_busy(
+    engine: Engine,
+    feeds_count: int,
+    *,
+    max_items: int = 5000,
+    fail_at: int | None = None,
+    host: str = "group",
+) -> tuple[_CountingStorage, list[Any]]:
+    """Queue `feeds_count` parsed feeds (3 items each) while the storage thread is busy, then
+    let it go: what each save gave (a SaveReport or the exception it raised)."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from monitor.pipeline import CycleDeps, SaveGroups, parse_and_normalise
+    from monitor.settings import FeedSpec, MonitorSettings
+
+    settings = MonitorSettings()
+    storage = _CountingStorage(Storage(engine, settings.stories))
+    urls = [f"https://{host}{f}.example/feed.xml" for f in range(feeds_count)]
+    storage.sync_feeds([FeedSpec(u, None, None, True, (), None) for u in urls], BASE)
+    feeds = storage.selected_feeds(urls)
+    storage.fail_on_feed = feeds[fail_at].id if fail_at is not None else None
+    parsed = [parse_and_normalise(rss(f.id, range(3)), f.url, {}, BASE, 100, None) for f in feeds]
+    release = threading.Event()
+
+    async def cycle() -> list[Any]:
+        with ThreadPoolExecutor(1) as store:
+            deps = CycleDeps(storage, None, None, settings, lambda: BASE)  # type: ignore[arg-type]
+            groups = SaveGroups(deps, store, max_items=max_items)
+            busy = asyncio.get_running_loop().run_in_executor(store, release.wait)
+            saves = [
+                asyncio.create_task(groups.save(f, p, BASE))
+                for f, p in zip(feeds, parsed, strict=True)
+            ]
+            await asyncio.sleep(0.05)  # every save is queued behind the busy storage thread
+            release.set()
+            await busy
+            return await asyncio.gather(*saves, return_exceptions=True)
+
+    return storage, asyncio.run(cycle())
+
+
+def test_feeds_waiting_for_the_storage_thread_are_saved_in_one_transaction(
+    engine: Engine,
+) -> None:
+    storage, reports = _saves_while_the_store_is_busy(engine, 6)
+    assert [(r.new_items, r.new_matches) for r in reports] == [(3, 0)] * 6
+    assert storage.transactions == 1
+    assert count(engine, items) == 18
+    assert len(storage.story_index.hints) == 18, "story hints recorded once committed"
+
+
+def test_a_save_group_holds_at_most_max_items_but_always_one_feed(engine: Engine) -> None:
+    storage, reports = _saves_while_the_store_is_busy(engine, 5, max_items=7)
+    assert [r.new_items for r in reports] == [3] * 5
+    assert storage.transactions == 3  # 3 + 3, 3 + 3, 3
+    storage, reports = _saves_while_the_store_is_busy(engine, 2, max_items=1, host="big")
+    assert [r.new_items for r in reports] == [3, 3]
+    assert storage.transactions == 2 and count(engine, items) == 15 + 6
+
+
+def test_a_failed_save_group_fails_each_of_its_feeds_and_keeps_none_of_their_rows(
+    engine: Engine,
+) -> None:
+    storage, reports = _saves_while_the_store_is_busy(engine, 4, fail_at=2)
+    assert storage.transactions == 1
+    assert all(isinstance(r, RuntimeError) and "disk trouble" in str(r) for r in reports)
+    assert count(engine, items) == 0
+    assert storage.story_index.hints == {}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from monitor.match import evidence_to_json
 from monitor.settings import FeedSpec, StoriesSettings
@@ -15,7 +16,7 @@ from monitor.store import feeds as feed_rows
 from monitor.store import items as item_rows
 from monitor.store.engine import make_engine
 from monitor.store.migrate import require_current, upgrade
-from monitor.store.stories import StoryIndex, assign_pending, pending_records
+from monitor.store.stories import Pending, StoryIndex, assign_pending, pending_records
 from monitor.stories import STOP_LIKE, packed, word_hashes
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult, SaveReport
 
@@ -54,28 +55,20 @@ class Storage:
         now: datetime,
         story_words: Sequence[str | None] | None = None,
     ) -> SaveReport:
-        """Store new items and their matches in one transaction (stories come later, in
-        batches: `assign_pending_stories`), with their shingles hashed; `story_words`, when a
-        worker took them, save taking them here."""
+        """Store new items and their matches in one transaction (`SaveBatch.save_items`)."""
+        with self.saving() as batch:
+            return batch.save_items(feed_id, items, results, now, story_words)
+
+    @contextmanager
+    def saving(self) -> Iterator[SaveBatch]:
+        """One transaction for the saves of several feeds (a group commit): committed when the
+        block ends, rolled back whole if it raises. The items' story hints are recorded only
+        once the commit is done."""
         stories_on = self.stories is not None and self.stories.enabled
-        hashes = word_hashes(_story_words(items, story_words)) if stories_on else None
-        stored = [packed(h) for h in hashes] if hashes is not None else None
         with self.engine.begin() as conn:
-            ids = item_rows.insert_items(conn, feed_id, items, stored)
-            match_rows = [
-                match_row(ids[i.identity], r, now)
-                for i, r in zip(items, results, strict=True)
-                if i.identity in ids and r is not None and r.matched
-            ]
-            new_matches = item_rows.insert_matches(conn, match_rows)
-        if hashes is not None:
-            kept = [
-                ((ids[i.identity], i, r), h)
-                for i, r, h in zip(items, results, hashes, strict=True)
-                if i.identity in ids
-            ]
-            self.story_index.hint(pending_records([k for k, _ in kept], [h for _, h in kept]))
-        return SaveReport(len(ids), new_matches)
+            batch = SaveBatch(conn, stories_on)
+            yield batch
+        self.story_index.hint(batch.hints)
 
     def assign_pending_stories(self, now: datetime) -> int:
         """Place every stored item that has no story yet (this cycle's, or ones a crash left
@@ -101,6 +94,48 @@ class Storage:
     def finish_cycle(self, cycle_id: int, summary: item_rows.CycleSummary) -> None:
         with self.engine.begin() as conn:
             item_rows.finish_cycle(conn, cycle_id, summary)
+
+
+class SaveBatch:
+    """Saves of new items and matches inside one open transaction (`Storage.saving`)."""
+
+    def __init__(self, conn: Connection, stories_on: bool) -> None:
+        self._conn = conn
+        self._stories_on = stories_on
+        #: Pending story records of the items saved so far, for `StoryIndex.hint`.
+        self.hints: list[Pending] = []
+
+    def known_identities(self, feed_id: int, identities: Sequence[str]) -> set[str]:
+        return item_rows.known_identities(self._conn, feed_id, identities)
+
+    def save_items(
+        self,
+        feed_id: int,
+        items: Sequence[Item],
+        results: Sequence[MatchResult | None],
+        now: datetime,
+        story_words: Sequence[str | None] | None = None,
+    ) -> SaveReport:
+        """Store new items and their matches (stories come later, in batches:
+        `Storage.assign_pending_stories`), with their shingles hashed; `story_words`, when a
+        worker took them, save taking them here."""
+        hashes = word_hashes(_story_words(items, story_words)) if self._stories_on else None
+        stored = [packed(h) for h in hashes] if hashes is not None else None
+        ids = item_rows.insert_items(self._conn, feed_id, items, stored)
+        match_rows = [
+            match_row(ids[i.identity], r, now)
+            for i, r in zip(items, results, strict=True)
+            if i.identity in ids and r is not None and r.matched
+        ]
+        new_matches = item_rows.insert_matches(self._conn, match_rows)
+        if hashes is not None:
+            kept = [
+                ((ids[i.identity], i, r), h)
+                for i, r, h in zip(items, results, hashes, strict=True)
+                if i.identity in ids
+            ]
+            self.hints += pending_records([k for k, _ in kept], [h for _, h in kept])
+        return SaveReport(len(ids), new_matches)
 
 
 def _story_words(items: Sequence[Item], taken: Sequence[str | None] | None) -> list[str]:
