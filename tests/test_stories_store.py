@@ -339,6 +339,27 @@ def test_fresh_storage_rebuilds_the_index_after_a_restart(engine: Engine) -> Non
         engine.dispose()
 
 
+def test_a_rebuilt_index_takes_shingles_from_the_text_of_items_without_stored_hashes(
+    engine: Engine,
+) -> None:
+    """Items placed before their hashes were kept are read back by their title and summary
+    (only those: the window's load reads no text otherwise) and can still be joined."""
+    [a] = store(engine, "Wire", [make_item("h1", TALKS_A, T0)], T0)
+    with engine.begin() as conn:
+        conn.execute(update(items).where(items.c.id == a.item_id).values(story_hashes=None))
+    engine = reopen(engine)
+    try:
+        storage = Storage(engine, SETTINGS)
+        [reword] = insert_batch(
+            engine, "Mirror", [make_item("h2", TALKS_B, T0 + timedelta(hours=1))]
+        )
+        assert storage.assign_pending_stories(T0 + timedelta(hours=1)) == 1
+        [r] = placed(engine, [reword])
+        assert r.story_id == a.story_id and r.duplicate_of is None
+    finally:
+        engine.dispose()
+
+
 def test_orphans_older_than_the_window_are_left_alone(engine: Engine) -> None:
     [old] = insert_batch(engine, "Wire", [make_item("o0", TALKS_A, T0)])
     later = T0 + timedelta(hours=100)

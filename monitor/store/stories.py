@@ -34,10 +34,12 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    case,
     func,
     insert,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -48,7 +50,7 @@ from sqlalchemy.types import TypeEngine
 from monitor.errors import StorageError
 from monitor.settings import StoriesSettings
 from monitor.shingles import story_words
-from monitor.store.schema import feeds, items, matches, stories
+from monitor.store.schema import UtcDateTime, feeds, items, matches, stories
 from monitor.stories import (
     MIN_SHINGLES,
     STOP_LIKE,
@@ -150,15 +152,23 @@ class StoryIndex:
         self.staged.update({c.item_id: c.story_id for c in placed if c.story_id is not None})
 
 
-_INDEX_COLUMNS = (
-    items.c.id,
-    items.c.story_id,
-    items.c.story_hashes,
-    items.c.title,
-    items.c.summary,
-    items.c.published_at,
-    items.c.first_seen_at,
-)
+#: When a stored item appeared (`monitor.stories.appeared_at`), worked out by the database:
+#: one datetime per row to convert instead of two.
+_APPEARED = type_coerce(
+    case(
+        (
+            and_(items.c.published_at.is_not(None), items.c.published_at <= items.c.first_seen_at),
+            items.c.published_at,
+        ),
+        else_=items.c.first_seen_at,
+    ),
+    UtcDateTime(),
+).label("appeared")
+
+#: What the index keeps of a placed item. Title and summary are read only for the items
+#: without stored hashes (`_stored_hashes`): reading them for every item of the window was
+#: most of what loading it cost.
+_INDEX_COLUMNS = (items.c.id, items.c.story_id, items.c.story_hashes, _APPEARED)
 
 
 def sync_index(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
@@ -180,8 +190,8 @@ def _load(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int
     # with a story (max() over the story index would read every placed item).
     top = select(items.c.id).where(items.c.story_id.is_not(None))
     index.high_water = int(conn.execute(top.order_by(items.c.id.desc()).limit(1)).scalar() or 0)
-    rows = conn.execute(_window_query(floor))
-    index.window.add(_indexable(_up_to(rows, index.high_water), floor, exclude))
+    rows = conn.execute(_window_query(floor)).all()
+    index.window.add(_indexable(conn, _up_to(rows, index.high_water), floor, exclude))
     index.floor = floor
     index.staged.clear()
 
@@ -195,8 +205,8 @@ def _window_query(floor: datetime) -> Select[Any]:
     )
 
 
-def _up_to(rows: Iterable[Any], high_water: int) -> Iterator[Any]:
-    return (r for r in rows if r.id <= high_water)
+def _up_to(rows: Sequence[Any], high_water: int) -> list[Any]:
+    return [r for r in rows if r[0] <= high_water]
 
 
 def _catch_up(conn: Connection, index: StoryIndex, exclude: set[int]) -> None:
@@ -208,7 +218,7 @@ def _catch_up(conn: Connection, index: StoryIndex, exclude: set[int]) -> None:
     rows = list(conn.execute(query))
     staged, index.staged = index.staged, {}
     fresh = [r for r in rows if staged.get(r.id, -1) != r.story_id]
-    index.window.add(_indexable(fresh, index.floor, exclude))
+    index.window.add(_indexable(conn, fresh, index.floor, exclude))
     if rows:
         index.high_water = max(index.high_water, max(r.id for r in rows))
     confirmed = {r.id for r in rows}
@@ -226,41 +236,48 @@ def _recheck(conn: Connection, index: StoryIndex, ids: list[int], exclude: set[i
         query = select(*_INDEX_COLUMNS).where(items.c.id.in_(chunk), items.c.story_id.is_not(None))
         found.extend(conn.execute(query))
     index.window.remove(ids)
-    index.window.add(_indexable(found, index.floor, exclude))
+    index.window.add(_indexable(conn, found, index.floor, exclude))
 
 
 def _extend(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
     """Load the stretch [floor, index.floor) when a call reaches further back than before."""
     assert index.floor is not None
     upper = index.floor
-    found = _up_to(conn.execute(_window_query(floor)), index.high_water)
+    found = _up_to(conn.execute(_window_query(floor)).all(), index.high_water)
     rows = [r for r in found if r.id not in index.window]
-    index.window.add(c for c in _indexable(rows, floor, exclude) if c.appeared_at < upper)
+    index.window.add(c for c in _indexable(conn, rows, floor, exclude) if c.appeared_at < upper)
     index.floor = floor
 
 
-def _indexable(rows: Iterable[Any], floor: datetime, exclude: set[int]) -> list[Candidate]:
-    kept = []
-    for r in rows:
-        when = _appeared(r.published_at, r.first_seen_at)
-        if when >= floor and r.id not in exclude:
-            kept.append((r, when))
-    stored = _stored_hashes([r for r, _ in kept])
+def _indexable(
+    conn: Connection, rows: Iterable[Any], floor: datetime, exclude: set[int]
+) -> list[Candidate]:
+    """Window entries for rows of `_INDEX_COLUMNS` that appeared ≥ `floor`, except `exclude`."""
+    kept = [
+        (item_id, story, blob, when)
+        for item_id, story, blob, when in rows
+        if when >= floor and item_id not in exclude
+    ]
+    stored = _stored_hashes(conn, [(r[0], r[2]) for r in kept])
     return [
-        Candidate(r.id, r.story_id, when, hashes)
-        for (r, when), hashes in zip(kept, stored, strict=True)
+        Candidate(item_id, story, when, hashes)
+        for (item_id, story, _, when), hashes in zip(kept, stored, strict=True)
         if len(hashes) >= MIN_SHINGLES
     ]
 
 
-def _stored_hashes(rows: Sequence[Any]) -> list[np.ndarray]:
-    """Each row's shingle hashes: as stored (`story_hashes`), or taken from its title and
-    summary when it has none (stored before they were kept, or while stories were off)."""
-    out = unpacked([r.story_hashes or b"" for r in rows])
-    missing = [i for i, r in enumerate(rows) if r.story_hashes is None]
-    taken = word_hashes([story_words(rows[i].title, rows[i].summary) for i in missing])
-    for i, hashes in zip(missing, taken, strict=True):
-        out[i] = hashes
+def _stored_hashes(conn: Connection, rows: Sequence[tuple[int, bytes | None]]) -> list[np.ndarray]:
+    """The shingle hashes of (item id, stored `story_hashes`) pairs: as stored, or taken from
+    the item's title and summary when it has none (stored before they were kept, or while
+    stories were off; their texts are read here, by id)."""
+    out = unpacked([blob or b"" for _, blob in rows])
+    missing = {item_id: i for i, (item_id, blob) in enumerate(rows) if blob is None}
+    for chunk in _chunks(sorted(missing)):
+        query = select(items.c.id, items.c.title, items.c.summary).where(items.c.id.in_(chunk))
+        texts = conn.execute(query).all()
+        taken = word_hashes([story_words(title, summary) for _, title, summary in texts])
+        for (item_id, _, _), hashes in zip(texts, taken, strict=True):
+            out[missing[item_id]] = hashes
     return out
 
 
@@ -357,8 +374,6 @@ def _read_pending(conn: Connection, ids: Sequence[int]) -> list[Pending]:
             items.c.url,
             items.c.content_hash,
             items.c.story_hashes,
-            items.c.title,
-            items.c.summary,
             items.c.published_at,
             items.c.first_seen_at,
             matches.c.actors,
@@ -369,7 +384,7 @@ def _read_pending(conn: Connection, ids: Sequence[int]) -> list[Pending]:
         .where(items.c.id.in_(ids), items.c.story_id.is_(None))
     )
     rows = list(conn.execute(query))
-    hashes = _stored_hashes(rows)
+    hashes = _stored_hashes(conn, [(r.id, r.story_hashes) for r in rows])
     return [
         Pending(
             r.id,
