@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningInsert
 
 from monitor.store.schema import cycles, items, matches
 from monitor.types import Item
@@ -17,27 +19,48 @@ from monitor.types import Item
 _CHUNK = 500
 
 
+#: Built once: constructing the statement and its cache key cost more per call than the
+#: lookup itself.
+_KNOWN = select(items.c.identity).where(
+    items.c.feed_id == bindparam("feed"), items.c.identity.in_(bindparam("wanted", expanding=True))
+)
+
+
 def known_identities(conn: Connection, feed_id: int, identities: Iterable[str]) -> set[str]:
     """The identities among `identities` already stored for this feed."""
     wanted = list(dict.fromkeys(identities))
     found: set[str] = set()
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
-        found.update(
-            conn.execute(
-                select(items.c.identity).where(
-                    items.c.feed_id == feed_id, items.c.identity.in_(chunk)
-                )
-            ).scalars()
-        )
+        found.update(conn.execute(_KNOWN, {"feed": feed_id, "wanted": chunk}).scalars())
     return found
 
 
-def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that knows ON CONFLICT on the connection's backend."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+def _insert(backend: str, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows ON CONFLICT on the backend."""
+    return postgresql.insert(table) if backend == "postgresql" else sqlite.insert(table)
+
+
+@functools.cache
+def _new_items_statement(backend: str) -> ReturningInsert[Any]:
+    """INSERT of items, skipping those stored already, returning the ids of those added
+    (built once per backend, as `_KNOWN`)."""
+    unique = [items.c.feed_id, items.c.identity]
+    return (
+        _insert(backend, items)
+        .on_conflict_do_nothing(index_elements=unique)
+        .returning(items.c.id, items.c.identity)
+    )
+
+
+@functools.cache
+def _new_matches_statement(backend: str) -> ReturningInsert[Any]:
+    """INSERT of matches, skipping items matched already, returning the ids added."""
+    return (
+        _insert(backend, matches)
+        .on_conflict_do_nothing(index_elements=[matches.c.item_id])
+        .returning(matches.c.id)
+    )
 
 
 def item_row(feed_id: int, item: Item, story_hashes: bytes | None = None) -> dict[str, Any]:
@@ -69,11 +92,7 @@ def insert_items(
     hashes if given; identity → id of rows really added."""
     if not new:
         return {}
-    statement = (
-        _insert(conn, items)
-        .on_conflict_do_nothing(index_elements=[items.c.feed_id, items.c.identity])
-        .returning(items.c.id, items.c.identity)
-    )
+    statement = _new_items_statement(conn.dialect.name)
     hashes = story_hashes if story_hashes is not None else [None] * len(new)
     rows = conn.execute(
         statement, [item_row(feed_id, i, h) for i, h in zip(new, hashes, strict=True)]
@@ -86,11 +105,7 @@ def insert_matches(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     matched_at); an item already matched keeps its row."""
     if not rows:
         return 0
-    statement = (
-        _insert(conn, matches)
-        .on_conflict_do_nothing(index_elements=[matches.c.item_id])
-        .returning(matches.c.id)
-    )
+    statement = _new_matches_statement(conn.dialect.name)
     return len(conn.execute(statement, list(rows)).all())
 
 
