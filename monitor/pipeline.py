@@ -277,7 +277,8 @@ async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleRep
     (which would otherwise eat into their deadlines)."""
     started = deps.clock()
     loop = asyncio.get_running_loop()
-    route = ParseRoute(deps.parse_pool, deps.parallel_from, deps.parse_pool_broken)
+    first_polls = sum(not feed.fetched_before for feed in feeds)
+    route = ParseRoute(deps.parse_pool, deps.parallel_from, deps.parse_pool_broken, first_polls)
     states = FeedStates(deps.storage, StoryBatches(deps.storage, deps.clock, deps.story_batch))
     places = asyncio.Semaphore(feeds_in_flight(deps.settings))
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-store") as store:
@@ -335,23 +336,29 @@ class ParseRoute:
     so workers pay off only when much of what is parsed is new: a first poll, not a steady
     cycle where changed feeds bring a few new items among many known ones. They are asked
     for once `threshold` bodies were parsed and at least NEW_SHARE_FOR_WORKERS of the items
-    parsed in the storage thread so far were new."""
+    parsed in the storage thread so far were new, or from the first body when the cycle
+    holds at least `threshold` feeds on their first poll (`first_polls`): then the storage
+    thread does not parse and match `threshold` bodies itself while the workers idle."""
 
     def __init__(
         self,
         pool: Callable[[], Executor | None] | None,
         threshold: int,
         on_broken: Callable[[], None] | None = None,
+        first_polls: int = 0,
     ) -> None:
         self._pool = pool
         self._threshold = threshold
         self._on_broken = on_broken
+        self._from_start = first_polls >= threshold
         self._bodies = 0
         self._parsed_here = 0
         self._new_here = 0
 
     def next_executor(self) -> Executor | None:
         self._bodies += 1
+        if self._pool is not None and self._from_start:
+            return self._pool()
         if self._pool is None or self._bodies < self._threshold:
             return None
         if self._new_here < NEW_SHARE_FOR_WORKERS * self._parsed_here:

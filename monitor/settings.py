@@ -109,7 +109,8 @@ class ScheduleSettings(Strict):
     #: Processes that parse and match feeds: -1 one per core when there are several, 0 none
     #: (parse in the storage thread), N exactly N. Started once a cycle has `parallel_from`
     #: bodies to parse and a fifth of the items parsed so far were new (a first poll, not a
-    #: steady cycle), then kept for the life of the process.
+    #: steady cycle), or at its first body when `parallel_from` of its feeds were never
+    #: fetched, then kept for the life of the process.
     parse_workers: int = Field(-1, ge=-1, le=64)
     parallel_from: int = Field(50, ge=1)
 

@@ -34,6 +34,8 @@ class FeedForUpdate:
     interval_s: int
     #: Language hint from config; items are still detected one by one.
     lang: str | None = None
+    #: Whether a fetch of it ever succeeded (False: its first poll, where every item is new).
+    fetched_before: bool = True
 
 
 class Admission(Protocol):

@@ -503,6 +503,44 @@ def test_workers_are_asked_for_only_when_much_of_what_is_parsed_is_new() -> None
     assert route.next_executor() is pool
 
 
+def test_a_cycle_of_many_first_polls_parses_in_workers_from_its_first_body() -> None:
+    from monitor.pipeline import ParseRoute
+
+    pool = object()
+    route = ParseRoute(lambda: pool, threshold=3, first_polls=3)  # type: ignore[arg-type,return-value]
+    assert [route.next_executor() for _ in range(4)] == [pool] * 4
+    few = ParseRoute(lambda: pool, threshold=3, first_polls=2)  # type: ignore[arg-type,return-value]
+    assert few.next_executor() is None, "two new feeds: the storage thread parses them"
+    broken = ParseRoute(lambda: pool, threshold=3, first_polls=3)  # type: ignore[arg-type,return-value]
+    broken.broken()
+    assert broken.next_executor() is None, "a dead pool is not asked again"
+
+
+def test_feeds_say_whether_they_were_ever_fetched(engine: Engine) -> None:
+    from monitor.settings import FeedSpec
+    from monitor.types import FeedUpdateIntent
+
+    storage = Storage(engine)
+    urls = ["https://first.example/feed.xml", "https://second.example/feed.xml"]
+    storage.sync_feeds([FeedSpec(u, None, None, True, (), None) for u in urls], BASE)
+    a, b = storage.selected_feeds(urls)
+    assert not a.fetched_before and not b.fetched_before
+    storage.update_feeds(
+        [FeedUpdateIntent(feed_id=a.id, fetched_at=BASE, next_fetch_at=BASE, http_status=200)]
+    )
+    failed = FeedUpdateIntent(
+        feed_id=b.id,
+        fetched_at=BASE,
+        next_fetch_at=BASE,
+        ok=False,
+        http_status=500,
+        error="HTTP 500",
+    )
+    storage.update_feeds([failed])
+    by_url = {f.url: f for f in storage.due_feeds(BASE, 10)}
+    assert by_url[urls[0]].fetched_before and not by_url[urls[1]].fetched_before
+
+
 def _instant_rss(url: str) -> bytes:
     return rss(int(url.split("bounded")[1].split(".")[0]), range(3))
 

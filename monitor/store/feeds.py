@@ -77,6 +77,7 @@ def _for_update(row: Any) -> FeedForUpdate:
         error_count=row.error_count,
         interval_s=row.interval_s,
         lang=row.lang,
+        fetched_before=bool(row.fetched_before),
     )
 
 
@@ -90,6 +91,7 @@ _FOR_UPDATE_COLUMNS = (
     feeds.c.error_count,
     feeds.c.interval_s,
     feeds.c.lang,
+    feeds.c.last_success_at.is_not(None).label("fetched_before"),
 )
 
 
