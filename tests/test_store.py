@@ -127,6 +127,41 @@ def test_inserts_are_idempotent(engine: Engine) -> None:
     assert storage.known_identities(feed.id, ["1", "3", "4"]) == {"1", "3"}
 
 
+def test_bulk_inserts_report_exactly_the_rows_they_added(engine: Engine) -> None:
+    """Ids handed back are those stored; rows already there, or repeated in the batch, are
+    skipped and not reported; matches already stored are not counted again."""
+    storage = Storage(engine)
+    storage.sync_feeds([spec("https://a.example/rss"), spec("https://b.example/rss")], NOW)
+    a, b = storage.selected_feeds()
+    with engine.begin() as conn:
+        first = item_rows.insert_items(conn, a.id, [item("1"), item("2")])
+        again = item_rows.insert_items(
+            conn, a.id, [item("2"), item("3"), item("3", "A second copy"), item("4")]
+        )
+        other = item_rows.insert_items(conn, b.id, [item("1")])
+        stored = dict(
+            conn.execute(select(items.c.identity, items.c.id).where(items.c.feed_id == a.id)).all()
+        )
+        row = {
+            "score": 0.9,
+            "topics": ["talks"],
+            "actors": ["Umerov"],
+            "evidence": {"hits": [{"phrase": "Istanbul", "kind": "topic"}]},
+            "watchlist_version": "v1",
+            "matched_at": NOW,
+        }
+        added = item_rows.insert_matches(conn, [{**row, "item_id": first["1"]}])
+        repeated = item_rows.insert_matches(
+            conn, [{**row, "item_id": first["1"]}, {**row, "item_id": again["4"]}]
+        )
+        titles = dict(conn.execute(select(items.c.identity, items.c.title)).all())
+    assert set(first) == {"1", "2"} and set(again) == {"3", "4"} and set(other) == {"1"}
+    assert {**first, **again} == stored
+    assert other["1"] not in stored.values()
+    assert titles["3"] == "Talks resume in Istanbul", "the first copy in a batch is kept"
+    assert (added, repeated) == (1, 1)
+
+
 def test_text_with_every_unicode_plane_round_trips(engine: Engine) -> None:
     storage = Storage(engine)
     storage.sync_feeds([spec("https://a.example/rss")], NOW)

@@ -10,8 +10,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import ReturningInsert
 
+from monitor.store.bulk import Compiled, compiled, executemany
 from monitor.store.schema import cycles, items, matches
 from monitor.types import Item
 
@@ -63,23 +65,47 @@ def _new_matches_statement(backend: str) -> ReturningInsert[Any]:
     )
 
 
+#: The columns of an item row, in the order of `item_values`.
+ITEM_COLUMNS = (
+    "feed_id",
+    "identity",
+    "guid",
+    "url",
+    "title",
+    "summary",
+    "content",
+    "author",
+    "published_at",
+    "updated_at",
+    "first_seen_at",
+    "lang",
+    "content_hash",
+    "story_hashes",
+)
+
+
+def item_values(feed_id: int, item: Item, story_hashes: bytes | None = None) -> tuple[Any, ...]:
+    """An item's row as values in the order of ITEM_COLUMNS."""
+    return (
+        feed_id,
+        item.identity,
+        item.guid,
+        item.url,
+        item.title,
+        item.summary,
+        item.content,
+        item.author,
+        item.published_at,
+        item.updated_at,
+        item.first_seen_at,
+        item.lang,
+        item.content_hash,
+        story_hashes,
+    )
+
+
 def item_row(feed_id: int, item: Item, story_hashes: bytes | None = None) -> dict[str, Any]:
-    return {
-        "feed_id": feed_id,
-        "identity": item.identity,
-        "guid": item.guid,
-        "url": item.url,
-        "title": item.title,
-        "summary": item.summary,
-        "content": item.content,
-        "author": item.author,
-        "published_at": item.published_at,
-        "updated_at": item.updated_at,
-        "first_seen_at": item.first_seen_at,
-        "lang": item.lang,
-        "content_hash": item.content_hash,
-        "story_hashes": story_hashes,
-    }
+    return dict(zip(ITEM_COLUMNS, item_values(feed_id, item, story_hashes), strict=True))
 
 
 def insert_items(
@@ -92,21 +118,87 @@ def insert_items(
     hashes if given; identity → id of rows really added."""
     if not new:
         return {}
-    statement = _new_items_statement(conn.dialect.name)
     hashes = story_hashes if story_hashes is not None else [None] * len(new)
+    if conn.dialect.name == "sqlite":
+        return _insert_items_sqlite(conn, feed_id, new, hashes)
+    statement = _new_items_statement(conn.dialect.name)
     rows = conn.execute(
         statement, [item_row(feed_id, i, h) for i, h in zip(new, hashes, strict=True)]
     ).all()
     return {r.identity: r.id for r in rows}
 
 
+_TOP_ITEM_ID = select(func.coalesce(func.max(items.c.id), 0))
+_ITEMS_IN_RANGE = select(items.c.identity, items.c.id).where(
+    items.c.id >= bindparam("first"), items.c.id < bindparam("end")
+)
+
+
+def _insert_items_sqlite(
+    conn: Connection, feed_id: int, new: Sequence[Item], hashes: Sequence[bytes | None]
+) -> dict[str, int]:
+    """`insert_items` on SQLite, by driver-level executemany: the rows get ids above the
+    highest stored one (safe: the transaction holds the write lock, BEGIN IMMEDIATE), and
+    the rows really added (not skipped as already stored) are read back by that id range.
+
+    Through the Core's INSERT … RETURNING, SQLAlchemy's per-row parameter handling held the
+    storage thread, and the GIL, longer than SQLite's own work."""
+    first = int(conn.execute(_TOP_ITEM_ID).scalar_one()) + 1
+    rows = [
+        (first + k, *item_values(feed_id, item, h))
+        for k, (item, h) in enumerate(zip(new, hashes, strict=True))
+    ]
+    names = ("id", *ITEM_COLUMNS)
+    types = {n: items.c[n].type for n in names}
+    statement = _sqlite_insert(items, names, conn.dialect)
+    executemany(conn, statement, names, rows, types, uncached=("story_hashes",))
+    added = conn.execute(_ITEMS_IN_RANGE, {"first": first, "end": first + len(rows)})
+    return {identity: item_id for identity, item_id in added}
+
+
+#: The columns of a match row (`monitor.store.match_row`).
+MATCH_COLUMNS = (
+    "item_id",
+    "score",
+    "topics",
+    "actors",
+    "evidence",
+    "watchlist_version",
+    "matched_at",
+)
+
+
 def insert_matches(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Insert match rows (item_id, score, topics, actors, evidence, watchlist_version,
-    matched_at); an item already matched keeps its row."""
+    matched_at); an item already matched keeps its row. Returns how many were added."""
     if not rows:
         return 0
+    if conn.dialect.name == "sqlite":  # by driver-level executemany, as `_insert_items_sqlite`
+        values = [tuple(r[n] for n in MATCH_COLUMNS) for r in rows]
+        types = {n: matches.c[n].type for n in MATCH_COLUMNS}
+        json_columns = ("topics", "actors", "evidence")
+        bulk = _sqlite_insert(matches, MATCH_COLUMNS, conn.dialect)
+        return executemany(conn, bulk, MATCH_COLUMNS, values, types, uncached=json_columns)
     statement = _new_matches_statement(conn.dialect.name)
     return len(conn.execute(statement, list(rows)).all())
+
+
+def _sqlite_insert(table: Table, names: tuple[str, ...], dialect: Dialect) -> Compiled:
+    """INSERT of `names` (one bound parameter each) skipping rows that break a unique
+    constraint, for `executemany`: compiled once per table and paramstyle."""
+    return _sqlite_insert_for(table.name, names, dialect.paramstyle)
+
+
+@functools.cache
+def _sqlite_insert_for(table_name: str, names: tuple[str, ...], paramstyle: str) -> Compiled:
+    table, unique = (
+        (items, [items.c.feed_id, items.c.identity])
+        if table_name == "items"
+        else (matches, [matches.c.item_id])
+    )
+    statement = sqlite.insert(table).values({n: bindparam(n) for n in names})
+    dialect = sqlite.dialect(paramstyle=paramstyle)
+    return compiled(statement.on_conflict_do_nothing(index_elements=unique), dialect)
 
 
 @dataclass(frozen=True, slots=True)

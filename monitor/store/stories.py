@@ -21,12 +21,11 @@ against `items` at the next one.
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from sqlalchemy import (
@@ -43,13 +42,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ClauseElement
-from sqlalchemy.types import TypeEngine
 
 from monitor.errors import StorageError
 from monitor.settings import StoriesSettings
 from monitor.shingles import story_words
+from monitor.store.bulk import executemany
 from monitor.store.schema import UtcDateTime, feeds, items, matches, stories
 from monitor.stories import (
     MIN_SHINGLES,
@@ -533,44 +530,9 @@ def _link_items(conn: Connection, rows: Sequence[tuple[int, int | None, int]]) -
     where = items.c.id == bindparam("id")
     linked = update(items).where(where).values(story_id=bindparam("story"))
     others = [(s, i) for s, d, i in rows if d is None]
-    _executemany(conn, linked, ("story", "id"), others)
+    executemany(conn, linked, ("story", "id"), others)
     copies = [(s, d, i) for s, d, i in rows if d is not None]
-    _executemany(conn, linked.values(duplicate_of=bindparam("dup")), ("story", "dup", "id"), copies)
-
-
-def _executemany(
-    conn: Connection,
-    statement: ClauseElement,
-    names: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
-    types: Mapping[str, TypeEngine[Any]] | None = None,
-) -> None:
-    """Run `statement` once per row (values in the order of `names`) as one driver-level
-    executemany.
-
-    SQLAlchemy compiles the statement once; the values of a column with a type in `types`
-    (JSON, UTC datetimes) go through its bind processor, a column at a time and once per
-    distinct value (cached: a batch repeats most of them, such as the empty actor list of
-    every unmatched story), so those values must be hashable (tuples of strings, datetimes);
-    the rows then go to the DB-API cursor as plain tuples or dicts. Through the Core,
-    per-row parameter handling cost far more than SQLite's own work for these writes (30,000
-    story rows: 2.2 s against 0.16 s for the bare sqlite3 executemany)."""
-    if not rows:
-        return
-    compiled = cast(SQLCompiler, statement.compile(dialect=conn.dialect))
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-    for i, name in enumerate(names):
-        kind = (types or {}).get(name)
-        process = kind.bind_processor(conn.dialect) if kind is not None else None
-        if process is not None:
-            columns[i] = list(map(functools.cache(process), columns[i]))
-    order = compiled.positiontup
-    if order is None:  # a named paramstyle (psycopg: %(name)s)
-        values = zip(*columns, strict=True)
-        conn.exec_driver_sql(str(compiled), [dict(zip(names, r, strict=True)) for r in values])
-    else:
-        positions = [columns[names.index(n)] for n in order]
-        conn.exec_driver_sql(str(compiled), list(zip(*positions, strict=True)))
+    executemany(conn, linked.values(duplicate_of=bindparam("dup")), ("story", "dup", "id"), copies)
 
 
 def _key(d: Decision) -> StoryKey:
@@ -594,7 +556,7 @@ _STORY_COLUMNS = (
 
 def _aggregate(members: Sequence[Pending]) -> tuple[Any, ...]:
     """Story columns (`_STORY_COLUMNS`) computed from a group of new members
-    (representative: the earliest); the JSON lists as tuples (hashable: `_executemany`)."""
+    (representative: the earliest); the JSON lists as tuples (hashable: `executemany`)."""
     if len(members) == 1:  # most stories, in a cold cycle
         [only] = members
         at = only.appeared_at
@@ -637,7 +599,7 @@ def _insert_new_stories(
     ]
     if conn.dialect.name == "sqlite":
         statement = insert(stories).values({n: bindparam(n) for n in names})
-        _executemany(conn, statement, names, rows, {n: stories.c[n].type for n in names})
+        executemany(conn, statement, names, rows, {n: stories.c[n].type for n in names})
     else:  # psycopg adapts JSON itself; its executemany is fast enough through the Core
         conn.execute(insert(stories), [dict(zip(names, r, strict=True)) for r in rows])
     return dict(zip(keys, ids, strict=True))
@@ -645,7 +607,7 @@ def _insert_new_stories(
 
 def _new_story_ids(conn: Connection, count: int) -> list[int]:
     """Ids for `count` new stories, taken before inserting them (so the insert needs no
-    RETURNING and can go through `_executemany`): from the sequence on PostgreSQL; on SQLite,
+    RETURNING and can go through `executemany`): from the sequence on PostgreSQL; on SQLite,
     above the highest id, which is safe because the assignment transaction holds the write
     lock (BEGIN IMMEDIATE)."""
     if conn.dialect.name == "postgresql":
