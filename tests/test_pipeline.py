@@ -503,6 +503,28 @@ def test_workers_are_asked_for_only_when_much_of_what_is_parsed_is_new() -> None
     assert route.next_executor() is pool
 
 
+def test_what_workers_send_back_pickles_as_class_and_arguments() -> None:
+    """Items and match results (with their hits and topic scores) survive the trip from a
+    worker unchanged, and travel as constructor arguments, not per-instance field lookups."""
+    import pickle
+
+    from monitor.match import Matcher
+    from monitor.pipeline import parse_and_normalise
+    from monitor.watchlist import load_watchlist
+
+    matcher = Matcher.compile(load_watchlist(ROOT / "config" / "watchlist.yaml"), None)
+    parsed = parse_and_normalise(
+        rss(1, range(6)), "https://a.example/feed.xml", {}, BASE, 100, None
+    )
+    results = [matcher.match(i) for i in parsed.items]
+    matched = [r for r in results if r.matched]
+    assert matched and all(r.hits and r.topic_scores for r in matched)
+    for record in [*parsed.items, *results, *matched[0].hits, *matched[0].topic_scores]:
+        assert pickle.loads(pickle.dumps(record)) == record
+        cls, arguments = record.__reduce__()
+        assert cls is type(record) and cls(*arguments) == record
+
+
 def test_a_cycle_of_many_first_polls_parses_in_workers_from_its_first_body() -> None:
     from monitor.pipeline import ParseRoute
 
