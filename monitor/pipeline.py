@@ -80,6 +80,8 @@ class Storage(Protocol):
 
     def update_feeds(self, intents: Sequence[FeedUpdateIntent]) -> None: ...
 
+    def prepare_stories(self, now: datetime) -> int: ...
+
     def assign_pending_stories(self, now: datetime) -> int: ...
 
 
@@ -282,10 +284,16 @@ async def run_cycle(deps: CycleDeps, feeds: Sequence[FeedForUpdate]) -> CycleRep
     states = FeedStates(deps.storage, StoryBatches(deps.storage, deps.clock, deps.story_batch))
     places = asyncio.Semaphore(feeds_in_flight(deps.settings))
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-store") as store:
-        # Catch up first: items a crash left without a story are placed before new ones.
-        await loop.run_in_executor(store, deps.storage.assign_pending_stories, started)
+        # The storage thread's first job: place the items a crash left without a story (the
+        # thread runs jobs in order, so before any new one is saved) and load the story
+        # window, while the first requests are out.
+        prepared = loop.run_in_executor(store, deps.storage.prepare_stories, started)
         cycle = _Cycle(deps, store, states, route, places, SaveGroups(deps, store))
-        outcomes = await asyncio.gather(*(_poll_reported(cycle, feed) for feed in feeds))
+        try:
+            outcomes = await asyncio.gather(*(_poll_reported(cycle, feed) for feed in feeds))
+        finally:
+            await asyncio.wait([prepared])
+        prepared.result()  # a failed catch-up surfaces once the feeds are done
         await loop.run_in_executor(store, states.flush)
     return CycleReport(started, deps.clock(), tuple(outcomes), deps.watchlist_version)
 

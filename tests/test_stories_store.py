@@ -360,6 +360,20 @@ def test_a_rebuilt_index_takes_shingles_from_the_text_of_items_without_stored_ha
         engine.dispose()
 
 
+def test_preparing_a_cycle_places_leftovers_and_loads_the_window(engine: Engine) -> None:
+    store(engine, "Wire", [make_item("p1", TALKS_A, T0)], T0)
+    engine = reopen(engine)
+    try:
+        storage = Storage(engine, SETTINGS)
+        assert storage.prepare_stories(T0 + timedelta(hours=1)) == 0
+        assert len(storage.story_index) == 1, "the window is loaded with nothing pending"
+        [left] = insert_batch(engine, "Mirror", [make_item("p2", TALKS_B, T0 + timedelta(hours=1))])
+        assert storage.prepare_stories(T0 + timedelta(hours=2)) == 1
+        assert placed(engine, [left])[0].story_id is not None
+    finally:
+        engine.dispose()
+
+
 def test_orphans_older_than_the_window_are_left_alone(engine: Engine) -> None:
     [old] = insert_batch(engine, "Wire", [make_item("o0", TALKS_A, T0)])
     later = T0 + timedelta(hours=100)

@@ -16,7 +16,13 @@ from monitor.store import feeds as feed_rows
 from monitor.store import items as item_rows
 from monitor.store.engine import make_engine
 from monitor.store.migrate import require_current, upgrade
-from monitor.store.stories import Pending, StoryIndex, assign_pending, pending_records
+from monitor.store.stories import (
+    Pending,
+    StoryIndex,
+    assign_pending,
+    load_window,
+    pending_records,
+)
 from monitor.stories import STOP_LIKE, packed, word_hashes
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult, SaveReport
 
@@ -69,6 +75,16 @@ class Storage:
             batch = SaveBatch(conn, stories_on)
             yield batch
         self.story_index.hint(batch.hints)
+
+    def prepare_stories(self, now: datetime) -> int:
+        """At the start of a cycle: place the items a crash left without a story (as
+        `assign_pending_stories`), and load the story window if this process has not yet,
+        so the cycle's assignment finds it ready; returns how many were placed."""
+        placed = self.assign_pending_stories(now)
+        if self.stories is not None and self.stories.enabled:
+            with self.engine.connect() as conn:
+                load_window(conn, self.story_index, self.stories, now)
+        return placed
 
     def assign_pending_stories(self, now: datetime) -> int:
         """Place every stored item that has no story yet (this cycle's, or ones a crash left

@@ -182,6 +182,16 @@ def sync_index(conn: Connection, index: StoryIndex, floor: datetime, exclude: se
         index.floor = floor
 
 
+def load_window(
+    conn: Connection, index: StoryIndex, settings: StoriesSettings, now: datetime
+) -> None:
+    """Fill a fresh `index` with the placed items an assignment at `now` would look at (two
+    windows back); an index already filled is left for the next assignment to bring up to
+    date."""
+    if index.floor is None:
+        _load(conn, index, now - 2 * StoryRules.from_settings(settings).window, set())
+
+
 def _load(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
     # The newest placed item: a backward walk of the primary key that stops at the first row
     # with a story (max() over the story index would read every placed item).
