@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
@@ -106,9 +108,18 @@ class NormalizedFeed:
 
 
 def normalize_entries(
-    feed: ParsedFeed, *, now: datetime, max_items: int = 500, feed_lang: str | None = None
+    feed: ParsedFeed,
+    *,
+    now: datetime,
+    max_items: int = 500,
+    feed_lang: str | None = None,
+    skip: Collection[str] = (),
 ) -> NormalizedFeed:
-    """Normalise a parsed feed's entries in document order; `now` must be timezone-aware."""
+    """Normalise a parsed feed's entries in document order; `now` must be timezone-aware.
+
+    Entries whose identity (`entry_identities`) is in `skip`, typically the identities the
+    feed has stored already, are left out without being normalised: exactly the items that
+    would have had those identities."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     warnings: list[str] = [feed.warning] if feed.warning else []
@@ -116,6 +127,9 @@ def normalize_entries(
     if len(entries) > max_items:
         warnings.append(f"feed has {len(entries)} items, kept the first {max_items}")
         entries = entries[:max_items]
+    if skip:
+        identities = entry_identities(feed, max_items)
+        entries = tuple(e for e, i in zip(entries, identities, strict=True) if i not in skip)
     base = feed.link or ""
     hint = feed_lang
     items: list[Item] = []
@@ -158,6 +172,23 @@ def _normalize_entry(
 
 
 # --- identity -----------------------------------------------------------------------------
+
+
+def entry_identities(feed: ParsedFeed, max_items: int = 500) -> list[str | None]:
+    """For each entry `normalize_entries` would keep, the identity its item will have when
+    that can be told without normalising it: its GUID or its link, unless another entry of
+    the feed shares it (a repeated identity is qualified by the item's content); None
+    otherwise (no GUID or link: the identity is a hash of the normalised text)."""
+    entries = feed.entries[:max_items]
+    base = feed.link or ""
+    cheap = [_early_identity(e, base) for e in entries]
+    repeated = {i for i, n in Counter(cheap).items() if n > 1}
+    return [None if i in repeated else i for i in cheap]
+
+
+def _early_identity(entry: RawEntry, base: str) -> str | None:
+    """`_identity` of an entry, as far as it needs no normalised text."""
+    return _clean_id(entry.guid) or _item_url(entry.link, base) or _clean_id(entry.link)
 
 
 def _identity(

@@ -76,6 +76,8 @@ class SaveUnit(Protocol):
 class Storage(Protocol):
     """What the pipeline needs from storage (monitor.store.Storage implements it)."""
 
+    def known_identities(self, feed_id: int, identities: Sequence[str]) -> set[str]: ...
+
     def saving(self) -> AbstractContextManager[SaveUnit]: ...
 
     def update_feeds(self, intents: Sequence[FeedUpdateIntent]) -> None: ...
@@ -122,6 +124,8 @@ class ParseOutcome:
     results: tuple[MatchResult, ...] | None = None
     #: One per item when asked for: the words story clustering compares (`story_words`).
     story_words: tuple[str, ...] | None = None
+    #: Entries left out before normalising because the feed had stored them already.
+    known_left_out: int = 0
 
 
 def parse_and_normalise(
@@ -133,11 +137,15 @@ def parse_and_normalise(
     feed_lang: str | None,
     watchlist: WatchlistRef | None = None,
     stories: bool = False,
+    known: Callable[[Sequence[str]], set[str]] | None = None,
 ) -> ParseOutcome:
     """Bytes in, normalised items (or the reason the body is not a usable feed) out; with a
     `watchlist`, the items are matched too, and with `stories` their story words are taken
-    (both in a worker process, off the storage thread)."""
-    from monitor.normalize import normalize_entries
+    (both in a worker process, off the storage thread). With `known` (which of these
+    identities the feed has stored), entries already stored are left out before normalising
+    where their identity can be told early (`entry_identities`): a steady cycle's changed
+    feeds bring a few new entries among many known ones."""
+    from monitor.normalize import entry_identities, normalize_entries
     from monitor.parse import parse_feed
     from monitor.shingles import story_words
 
@@ -145,7 +153,13 @@ def parse_and_normalise(
         parsed = parse_feed(body, url=url, headers=headers)
     except ParseError as e:
         return ParseOutcome(error=e.reason)
-    normalised = normalize_entries(parsed, now=now, max_items=max_items, feed_lang=feed_lang)
+    skip: set[str] = set()
+    if known is not None:
+        early = [i for i in entry_identities(parsed, max_items) if i is not None]
+        skip = known(early) if early else set()
+    normalised = normalize_entries(
+        parsed, now=now, max_items=max_items, feed_lang=feed_lang, skip=skip
+    )
     warnings = (*((parsed.warning,) if parsed.warning else ()), *normalised.warnings)
     matcher = _worker_matcher(watchlist) if watchlist is not None else None
     return ParseOutcome(
@@ -157,6 +171,7 @@ def parse_and_normalise(
         story_words=(
             tuple(story_words(i.title, i.summary) for i in normalised.items) if stories else None
         ),
+        known_left_out=len(skip),
     )
 
 
@@ -583,7 +598,7 @@ async def _poll_feed(cycle: _Cycle, feed: FeedForUpdate, place: FeedPlace) -> Fe
         return FeedOutcome(feed.id, feed.url, "failed", error=parsed.error)
     report = await cycle.saves.save(feed, parsed, now)
     if pool is None:
-        route.parsed_here(len(parsed.items), report.new_items)
+        route.parsed_here(len(parsed.items) + parsed.known_left_out, report.new_items)
     intent = _success_intent(deps, feed, fetched, now, parsed.ttl_min, parsed.title)
     await loop.run_in_executor(store, states.add, intent, report.new_items)
     return FeedOutcome(
@@ -598,7 +613,8 @@ def _parse_job(
     now: datetime,
     pool: Executor | None,
 ) -> Callable[[], ParseOutcome]:
-    """A picklable call of `parse_and_normalise`, for a worker process or a thread."""
+    """A call of `parse_and_normalise`: picklable for a worker process; in the storage
+    thread, it also asks storage which entries the feed has stored already."""
     assert fetched.body is not None
     return partial(
         parse_and_normalise,
@@ -610,6 +626,7 @@ def _parse_job(
         feed.lang,
         deps.watchlist if pool is not None else None,
         pool is not None and deps.settings.stories.enabled,
+        partial(deps.storage.known_identities, feed.id) if pool is None else None,
     )
 
 

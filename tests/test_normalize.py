@@ -20,6 +20,7 @@ from monitor.normalize import (
     _parsed_canonical_url,
     canonical_url,
     content_hash,
+    entry_identities,
     html_to_text,
     normalize_entries,
 )
@@ -363,3 +364,44 @@ def test_line_cleanup_agrees_with_regex_cleanup(text: str) -> None:
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
 def test_ascii_hash_form_agrees_with_regex_form(text: str) -> None:
     assert _hash_form(text) == " ".join(re.sub(r"[^\w\s]|_", " ", text.casefold()).split())
+
+
+_GUIDS = st.one_of(st.none(), st.sampled_from(["g1", "g2", "g3", " g1 ", "", "\x00g2"]))
+_LINKS = st.one_of(
+    st.none(),
+    st.sampled_from(["https://a.example/1", "/2", "https://a.example/1?utm_source=x", "mailto:x"]),
+)
+_TEXTS = st.sampled_from(["Talks resume", "<b>Talks</b> resume", "Ceasefire holds", ""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    entries=st.lists(st.tuples(_GUIDS, _LINKS, _TEXTS, _TEXTS), max_size=8),
+    known_share=st.integers(0, 3),
+    max_items=st.integers(1, 9),
+)
+def test_skipping_known_identities_leaves_exactly_the_other_items(
+    entries: list[tuple[str | None, str | None, str, str]], known_share: int, max_items: int
+) -> None:
+    """Entries left out before normalising are items whose identity was known, and every such
+    item that could be told early is left out; the rest, their identities, order and
+    warnings are what the full path gives."""
+    feed = ParsedFeed(
+        kind="rss",
+        title="F",
+        link="https://a.example/",
+        lang=None,
+        ttl_min=None,
+        entries=tuple(
+            RawEntry(g, link, title, summary, None, None, None, None)
+            for g, link, title, summary in entries
+        ),
+    )
+    full = normalize_entries(feed, now=NOW, max_items=max_items)
+    known = {item.identity for n, item in enumerate(full.items) if n % 4 < known_share}
+    skipped = normalize_entries(feed, now=NOW, max_items=max_items, skip=known)
+    unknown = tuple(i for i in full.items if i.identity not in known)
+    assert tuple(i for i in skipped.items if i.identity not in known) == unknown
+    early = {i for i in entry_identities(feed, max_items) if i is not None}
+    assert not {i.identity for i in skipped.items} & known & early
+    assert skipped.warnings == full.warnings

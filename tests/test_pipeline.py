@@ -525,6 +525,25 @@ def test_what_workers_send_back_pickles_as_class_and_arguments() -> None:
         assert cls is type(record) and cls(*arguments) == record
 
 
+def test_entries_a_feed_stored_already_are_left_out_before_normalising() -> None:
+    from monitor.pipeline import parse_and_normalise
+
+    asked: list[list[str]] = []
+
+    def known(identities: Any) -> set[str]:
+        asked.append(list(identities))
+        return {"f1-i0", "f1-i1", "f9-i9"} & set(identities)
+
+    body = rss(1, range(6))
+    full = parse_and_normalise(body, "https://a.example/feed.xml", {}, BASE, 100, None)
+    parsed = parse_and_normalise(
+        body, "https://a.example/feed.xml", {}, BASE, 100, None, known=known
+    )
+    assert asked == [[f"f1-i{n}" for n in range(6)]]
+    assert parsed.known_left_out == 2
+    assert parsed.items == full.items[2:]
+
+
 def test_a_cycle_of_many_first_polls_parses_in_workers_from_its_first_body() -> None:
     from monitor.pipeline import ParseRoute
 
