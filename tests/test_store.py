@@ -102,6 +102,52 @@ def test_failure_keeps_validators_and_counts_errors(engine: Engine) -> None:
     assert row.first_error_at == NOW and row.last_error == "HTTP 500"
 
 
+def test_one_batch_of_outcomes_of_every_kind_is_written_as_one_at_a_time(
+    engine: Engine,
+) -> None:
+    storage = Storage(engine)
+    urls = [f"https://{n}.example/rss" for n in ("fresh", "same", "broken", "twice")]
+    storage.sync_feeds([spec(u) for u in urls], NOW)
+    ids = {f.url: f.id for f in storage.selected_feeds()}
+    start = [
+        FeedUpdateIntent(feed_id=i, fetched_at=NOW, next_fetch_at=NOW, etag='"v1"', title="Old")
+        for i in ids.values()
+    ]
+    storage.update_feeds(start)
+    later = NOW + timedelta(hours=1)
+    failed = {"ok": False, "error": "HTTP 503", "http_status": 503}
+    storage.update_feeds(
+        [
+            FeedUpdateIntent(ids[urls[0]], later, later, etag='"v2"', title="New", http_status=200),
+            FeedUpdateIntent(ids[urls[1]], later, later, not_modified=True, http_status=304),
+            FeedUpdateIntent(ids[urls[2]], later, later, **failed),  # type: ignore[arg-type]
+        ]
+    )
+    storage.update_feeds(
+        [
+            FeedUpdateIntent(ids[urls[3]], later, later, **failed),  # type: ignore[arg-type]
+            FeedUpdateIntent(ids[urls[3]], later, later, etag='"v3"', http_status=200),
+            FeedUpdateIntent(ids[urls[2]], later, later, **failed),  # type: ignore[arg-type]
+        ]
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                feeds.c.url,
+                feeds.c.etag,
+                feeds.c.title,
+                feeds.c.error_count,
+                feeds.c.first_error_at,
+                feeds.c.last_status,
+            )
+        ).all()
+    state = {r.url: tuple(r)[1:] for r in rows}
+    assert state[urls[0]] == ('"v2"', "New", 0, None, 200)
+    assert state[urls[1]] == ('"v1"', "Old", 0, None, 304)
+    assert state[urls[2]] == ('"v1"', "Old", 2, later, 503)
+    assert state[urls[3]] == ('"v3"', "Old", 0, None, 200)
+
+
 def test_permanent_redirect_is_followed_next_time(engine: Engine) -> None:
     storage = Storage(engine)
     storage.sync_feeds([spec("https://old.example/rss")], NOW)

@@ -100,8 +100,7 @@ class Storage:
     def update_feeds(self, intents: Sequence[FeedUpdateIntent]) -> None:
         """Record the outcome of several polls in one transaction."""
         with self.engine.begin() as conn:
-            for intent in intents:
-                feed_rows.apply_update(conn, intent)
+            feed_rows.apply_updates(conn, intents)
 
     def start_cycle(self, now: datetime, watchlist_version: str | None) -> int:
         with self.engine.begin() as conn:

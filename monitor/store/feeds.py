@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, Update, and_, bindparam, func, or_, select, update
 
 from monitor.settings import FeedSpec
 from monitor.store.schema import feeds, items
@@ -118,30 +120,59 @@ def selected_feeds(conn: Connection, urls: Sequence[str] | None = None) -> list[
     return [_for_update(r) for r in conn.execute(query)]
 
 
-def apply_update(conn: Connection, intent: FeedUpdateIntent) -> None:
-    """Record a poll's outcome; validators advance only on success (after items are stored)."""
+def apply_updates(conn: Connection, intents: Sequence[FeedUpdateIntent]) -> None:
+    """Record polls' outcomes; validators advance only on success (after items are stored).
+
+    One executemany per shape of update (which columns it sets), each statement built once:
+    building and compiling an UPDATE per feed cost more than running it (a steady cycle
+    writes 500 of them, a 5,000-feed one 5,000). A feed named twice is written in order, one
+    update at a time."""
+    if len({i.feed_id for i in intents}) < len(intents):
+        for intent in intents:
+            apply_updates(conn, [intent])
+        return
+    shapes: dict[tuple[bool, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
+    for intent in intents:
+        values = _update_values(intent)
+        shapes[(intent.ok, tuple(values))].append(
+            {"b_id": intent.feed_id, **{f"b_{k}": v for k, v in values.items()}}
+        )
+    for (ok, names), rows in shapes.items():
+        conn.execute(_update_statement(ok, names), rows)
+
+
+def _update_values(intent: FeedUpdateIntent) -> dict[str, Any]:
+    """The plain values a poll's outcome sets (the failure counters are SQL expressions, in
+    `_update_statement`)."""
     values: dict[str, Any] = {
         "last_fetch_at": intent.fetched_at,
         "next_fetch_at": intent.next_fetch_at,
         "last_status": intent.http_status,
     }
-    if intent.ok:
-        values.update(
-            last_success_at=intent.fetched_at, error_count=0, first_error_at=None, last_error=None
-        )
-        if not intent.not_modified:
-            values.update(etag=intent.etag, last_modified=intent.last_modified)
-        if intent.title:
-            values["title"] = intent.title
-        if intent.permanent_url:
-            values["moved_to"] = intent.permanent_url
-    else:
-        values.update(
-            error_count=feeds.c.error_count + 1,
-            last_error=intent.error,
-            first_error_at=func.coalesce(feeds.c.first_error_at, intent.fetched_at),
-        )
-    conn.execute(update(feeds).where(feeds.c.id == intent.feed_id).values(**values))
+    if not intent.ok:
+        values.update(last_error=intent.error, first_error_at=intent.fetched_at)
+        return values
+    values.update(
+        last_success_at=intent.fetched_at, error_count=0, first_error_at=None, last_error=None
+    )
+    if not intent.not_modified:
+        values.update(etag=intent.etag, last_modified=intent.last_modified)
+    if intent.title:
+        values["title"] = intent.title
+    if intent.permanent_url:
+        values["moved_to"] = intent.permanent_url
+    return values
+
+
+@functools.cache
+def _update_statement(ok: bool, names: tuple[str, ...]) -> Update:
+    """UPDATE of one feed by id (`b_id`) setting `names` from `b_<name>` parameters; after a
+    failure, the error count goes up by one and the first error keeps its earlier time."""
+    values: dict[str, Any] = {n: bindparam(f"b_{n}") for n in names}
+    if not ok:
+        values["error_count"] = feeds.c.error_count + 1
+        values["first_error_at"] = func.coalesce(feeds.c.first_error_at, values["first_error_at"])
+    return update(feeds).where(feeds.c.id == bindparam("b_id")).values(values)
 
 
 @dataclass(frozen=True, slots=True)
