@@ -582,6 +582,48 @@ def test_feeds_say_whether_they_were_ever_fetched(engine: Engine) -> None:
     assert by_url[urls[0]].fetched_before and not by_url[urls[1]].fetched_before
 
 
+def test_a_first_poll_does_not_ask_which_items_are_stored_yet_adds_none_twice(
+    engine: Engine,
+) -> None:
+    """A feed never fetched before has nothing stored, so saving its first poll skips the
+    known-identities query. Should items be stored all the same (a crash between saving
+    them and recording the fetch), the insert still skips them and counts only new ones."""
+    from monitor.pipeline import CycleDeps, _store, parse_and_normalise
+    from monitor.settings import FeedSpec, MonitorSettings
+
+    settings = MonitorSettings()
+    storage = Storage(engine, settings.stories)
+    url = "https://firstpoll.example/feed.xml"
+    storage.sync_feeds([FeedSpec(url, None, None, True, (), None)], BASE)
+    [feed] = storage.selected_feeds([url])
+    assert not feed.fetched_before
+    deps = CycleDeps(storage, None, None, settings, lambda: BASE)  # type: ignore[arg-type]
+    asked: list[list[str]] = []
+
+    class Asking:
+        def __init__(self, unit: Any) -> None:
+            self.unit = unit
+
+        def known_identities(self, feed_id: int, identities: Any) -> set[str]:
+            asked.append(list(identities))
+            return self.unit.known_identities(feed_id, identities)  # type: ignore[no-any-return]
+
+        def save_items(self, *args: Any) -> Any:
+            return self.unit.save_items(*args)
+
+    def save(polled: Any, items: range) -> int:
+        parsed = parse_and_normalise(rss(feed.id, items), url, {}, BASE, 100, None)
+        with storage.saving() as unit:
+            return _store(deps, Asking(unit), polled, parsed, BASE).new_items
+
+    assert save(feed, range(3)) == 3 and asked == []
+    assert save(feed, range(5)) == 2 and asked == [], "the crash case: stored ones skipped"
+    assert save(replace(feed, fetched_before=True), range(6)) == 1
+    assert asked == [[f"f{feed.id}-i{n}" for n in range(6)]]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(items)).scalar() == 6
+
+
 def _instant_rss(url: str) -> bytes:
     return rss(int(url.split("bounded")[1].split(".")[0]), range(3))
 
