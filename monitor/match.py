@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 from monitor.similarity import SeedIndex
-from monitor.types import FieldName, Hit, Item, Lang, MatchResult, TopicScore
+from monitor.types import FieldName, Hit, Item, Lang, MatchRecord, MatchResult, TopicScore
 from monitor.watchlist import Actor, Phrase, Topic, Watchlist, load_watchlist
 
 # --- text normalisation shared by phrases and items ------------------------------------------
@@ -1023,6 +1023,20 @@ def evidence_to_json(result: MatchResult) -> dict[str, Any]:
         "seed_similarity": result.seed_similarity,
         "notes": list(result.notes),
     }
+
+
+def match_record(result: MatchResult) -> MatchRecord:
+    """What storage keeps of `result`: its verdict, its evidence as JSON data, and the topic
+    phrases it hit (casefolded, each once)."""
+    terms = dict.fromkeys(h.phrase.casefold() for h in result.hits if h.kind == "topic")
+    return MatchRecord(
+        score=result.score,
+        topics=result.topics,
+        actors=result.actors,
+        evidence=evidence_to_json(result),
+        watchlist_version=result.watchlist_version,
+        terms=tuple(terms),
+    )
 
 
 def evidence_from_json(data: Mapping[str, Any]) -> MatchResult:

@@ -49,6 +49,7 @@ from monitor.types import (
     FeedUpdateIntent,
     FetchResult,
     Item,
+    MatchRecord,
     MatchResult,
     SaveReport,
 )
@@ -67,7 +68,7 @@ class SaveUnit(Protocol):
         self,
         feed_id: int,
         items: Sequence[Item],
-        results: Sequence[MatchResult | None],
+        matches: Sequence[MatchRecord | None],
         now: datetime,
         story_words: Sequence[str | None] | None = None,
     ) -> SaveReport: ...
@@ -120,8 +121,9 @@ class ParseOutcome:
     ttl_min: int | None = None
     warnings: tuple[str, ...] = ()
     error: str | None = None
-    #: One result per item when a worker matched them; None leaves matching to the caller.
-    results: tuple[MatchResult, ...] | None = None
+    #: When a worker matched the items: what is stored of each one's match (None where it
+    #: did not match). None leaves matching to the caller.
+    matches: tuple[MatchRecord | None, ...] | None = None
     #: One per item when asked for: the words story clustering compares (`story_words`).
     story_words: tuple[str, ...] | None = None
     #: Entries left out before normalising because the feed had stored them already.
@@ -167,7 +169,9 @@ def parse_and_normalise(
         title=parsed.title,
         ttl_min=parsed.ttl_min,
         warnings=tuple(warnings),
-        results=tuple(matcher.match(i) for i in normalised.items) if matcher else None,
+        matches=(
+            tuple(_stored_match(matcher.match(i)) for i in normalised.items) if matcher else None
+        ),
         story_words=(
             tuple(story_words(i.title, i.summary) for i in normalised.items) if stories else None
         ),
@@ -642,28 +646,31 @@ def _store(
     insert skips those rows and reports only the ones it added."""
     identities = [i.identity for i in parsed.items]
     known = unit.known_identities(feed.id, identities) if feed.fetched_before else set()
-    words = parsed.story_words or (None,) * len(parsed.items)
-    kept = [
-        (item, result, w)
-        for item, result, w in zip(parsed.items, _results(deps, parsed), words, strict=True)
-        if item.identity not in known
-    ]
+    kept = [k for k, item in enumerate(parsed.items) if item.identity not in known]
     if not kept:
         return SaveReport(0, 0)
-    new = [item for item, _, _ in kept]
-    results = [
-        result if result is not None or deps.matcher is None else deps.matcher.match(item)
-        for item, result, _ in kept
-    ]
-    story_words = [w for _, _, w in kept] if parsed.story_words is not None else None
-    return unit.save_items(feed.id, new, results, now, story_words)
+    new = [parsed.items[k] for k in kept]
+    story_words = [parsed.story_words[k] for k in kept] if parsed.story_words else None
+    return unit.save_items(feed.id, new, _matches(deps, parsed, kept, new), now, story_words)
 
 
-def _results(deps: CycleDeps, parsed: ParseOutcome) -> tuple[MatchResult | None, ...]:
-    """The worker's match results when they were made with the watchlist in force."""
-    if parsed.results is not None and deps.matcher is not None:
-        return parsed.results
-    return (None,) * len(parsed.items)
+def _matches(
+    deps: CycleDeps, parsed: ParseOutcome, kept: Sequence[int], new: Sequence[Item]
+) -> list[MatchRecord | None]:
+    """What is stored of the `new` items' matches (positions `kept` of the parsed ones): the
+    worker's, when it matched with the watchlist in force, else matched here."""
+    if deps.matcher is None:
+        return [None] * len(new)
+    if parsed.matches is not None:
+        return [parsed.matches[k] for k in kept]
+    return [_stored_match(deps.matcher.match(item)) for item in new]
+
+
+def _stored_match(result: MatchResult) -> MatchRecord | None:
+    """What storage keeps of a match result; None for an item that did not match."""
+    from monitor.match import match_record
+
+    return match_record(result) if result.matched else None
 
 
 def _success_intent(

@@ -25,7 +25,7 @@ from monitor import yamlio
 from monitor.service import Monitor
 from monitor.settings import load_config
 from monitor.store import Storage
-from monitor.store.schema import feeds, items, matches
+from monitor.store.schema import feeds, items, matches, stories
 from tests.feedserver import FeedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -366,9 +366,20 @@ def test_worker_processes_parse_and_match_like_the_storage_thread(
         report = monitor.poll(due_only=False)
         assert (monitor._pool is not None) == (workers > 0)
         with engine.connect() as conn:
+            # Matches made in the workers store the same evidence, and give their stories
+            # the same actors and terms.
             rows = conn.execute(
-                select(items.c.identity, matches.c.topics, matches.c.score)
+                select(
+                    items.c.identity,
+                    matches.c.topics,
+                    matches.c.score,
+                    matches.c.actors,
+                    matches.c.evidence,
+                    stories.c.actors,
+                    stories.c.terms,
+                )
                 .join(matches, matches.c.item_id == items.c.id)
+                .join(stories, stories.c.id == items.c.story_id)
                 .order_by(items.c.identity)
             ).all()
             placed = conn.execute(select(items.c.identity, items.c.story_id)).all()
@@ -382,6 +393,7 @@ def test_worker_processes_parse_and_match_like_the_storage_thread(
     assert counts["thread"] == counts["processes"]
     assert counts["thread"][:2] == (54, 18)
     assert None not in {story for g in counts["thread"][3] for story in g}
+    assert all(row[6] for row in counts["thread"][2]), "every matched story counts its terms"
 
 
 def test_stories_are_assigned_in_batches_while_the_cycle_goes_on() -> None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy import insert as sa_insert
 
+from monitor.match import match_record
 from monitor.settings import StoriesSettings
 from monitor.store import Storage
 from monitor.store.engine import make_engine
@@ -454,7 +455,7 @@ def test_items_saved_through_storage_are_placed_from_hints_equal_to_a_read_back(
     no_url = replace(make_item("h2", TALKS_B, T0), url=None)
     unmatched = make_item("h3", WEATHER, T0)
     batch = [later_than_seen, no_url, unmatched]
-    results = [_result(("lavrov",), ("Istanbul Talks", "istanbul talks")), None, None]
+    results = [match_record(_result(("lavrov",), ("Istanbul Talks", "istanbul talks"))), None, None]
     storage.save_items(feed_id, batch, results, T0)
     hints = dict(storage.story_index.hints)
     assert len(hints) == 3

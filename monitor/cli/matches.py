@@ -21,6 +21,7 @@ from monitor.cli.common import (
     utcnow,
 )
 from monitor.errors import WatchlistError
+from monitor.match import match_record
 from monitor.rematch import RematchChange, plan
 from monitor.store import items as item_rows
 from monitor.store import match_row
@@ -107,7 +108,7 @@ def rematch(
                 result,
             )
             if change is not None:
-                planned.append((change, match_row(stored.id, result, now)))
+                planned.append((change, match_row(stored.id, match_record(result), now)))
     _print_changes([c for c, _ in planned], dry_run)
     if dry_run or not planned:
         return

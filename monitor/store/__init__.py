@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from monitor.match import evidence_to_json
 from monitor.settings import FeedSpec, StoriesSettings
 from monitor.shingles import story_words
 from monitor.store import feeds as feed_rows
@@ -24,7 +23,7 @@ from monitor.store.stories import (
     pending_records,
 )
 from monitor.stories import STOP_LIKE, packed, word_hashes
-from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchResult, SaveReport
+from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchRecord, SaveReport
 
 __all__ = ["Storage", "make_engine", "match_row", "require_current", "upgrade"]
 
@@ -57,13 +56,13 @@ class Storage:
         self,
         feed_id: int,
         items: Sequence[Item],
-        results: Sequence[MatchResult | None],
+        matches: Sequence[MatchRecord | None],
         now: datetime,
         story_words: Sequence[str | None] | None = None,
     ) -> SaveReport:
         """Store new items and their matches in one transaction (`SaveBatch.save_items`)."""
         with self.saving() as batch:
-            return batch.save_items(feed_id, items, results, now, story_words)
+            return batch.save_items(feed_id, items, matches, now, story_words)
 
     @contextmanager
     def saving(self) -> Iterator[SaveBatch]:
@@ -127,26 +126,26 @@ class SaveBatch:
         self,
         feed_id: int,
         items: Sequence[Item],
-        results: Sequence[MatchResult | None],
+        matches: Sequence[MatchRecord | None],
         now: datetime,
         story_words: Sequence[str | None] | None = None,
     ) -> SaveReport:
-        """Store new items and their matches (stories come later, in batches:
+        """Store new items and the matches of those that matched (stories come later, in batches:
         `Storage.assign_pending_stories`), with their shingles hashed; `story_words`, when a
         worker took them, save taking them here."""
         hashes = word_hashes(_story_words(items, story_words)) if self._stories_on else None
         stored = [packed(h) for h in hashes] if hashes is not None else None
         ids = item_rows.insert_items(self._conn, feed_id, items, stored)
         match_rows = [
-            match_row(ids[i.identity], r, now)
-            for i, r in zip(items, results, strict=True)
-            if i.identity in ids and r is not None and r.matched
+            match_row(ids[i.identity], m, now)
+            for i, m in zip(items, matches, strict=True)
+            if i.identity in ids and m is not None
         ]
         new_matches = item_rows.insert_matches(self._conn, match_rows)
         if hashes is not None:
             kept = [
                 ((ids[i.identity], i, r), h)
-                for i, r, h in zip(items, results, hashes, strict=True)
+                for i, r, h in zip(items, matches, hashes, strict=True)
                 if i.identity in ids
             ]
             self.hints += pending_records([k for k, _ in kept], [h for _, h in kept])
@@ -162,14 +161,14 @@ def _story_words(items: Sequence[Item], taken: Sequence[str | None] | None) -> l
     ]
 
 
-def match_row(item_id: int, result: MatchResult, now: datetime) -> dict[str, Any]:
-    """The matches-table row recording `result` for a stored item."""
+def match_row(item_id: int, match: MatchRecord, now: datetime) -> dict[str, Any]:
+    """The matches-table row recording `match` for a stored item."""
     return {
         "item_id": item_id,
-        "score": result.score,
-        "topics": list(result.topics),
-        "actors": list(result.actors),
-        "evidence": evidence_to_json(result),
-        "watchlist_version": result.watchlist_version,
+        "score": match.score,
+        "topics": list(match.topics),
+        "actors": list(match.actors),
+        "evidence": match.evidence,
+        "watchlist_version": match.watchlist_version,
         "matched_at": now,
     }

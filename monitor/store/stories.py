@@ -64,7 +64,7 @@ from monitor.stories import (
     unpacked,
     word_hashes,
 )
-from monitor.types import Hit, Item, MatchResult
+from monitor.types import Item, MatchRecord
 
 #: Ids per IN (...) statement (well under SQLite's and PostgreSQL's parameter limits).
 CHUNK = 5000
@@ -307,36 +307,27 @@ class Pending:
 
     @classmethod
     def from_item(
-        cls, item_id: int, item: Item, result: MatchResult | None, hashes: np.ndarray | None = None
+        cls, item_id: int, item: Item, match: MatchRecord | None, hashes: np.ndarray | None = None
     ) -> Pending:
         """The record `_pending` would read back for an item just stored with its match
-        and its shingles' `hashes` (None: taken from its text)."""
+        (None: it did not match) and its shingles' `hashes` (None: taken from its text)."""
         if hashes is None:
             [hashes] = word_hashes([story_words(item.title, item.summary)])
         unmatched = cls(item_id, item.url, item.content_hash, appeared_at(item), hashes)
-        if result is None or not result.matched:
+        if match is None:
             return unmatched
-        return replace(
-            unmatched,
-            actors=tuple(result.actors),
-            topics=tuple(result.topics),
-            terms=_hit_terms(result.hits),
-        )
+        return replace(unmatched, actors=match.actors, topics=match.topics, terms=match.terms)
 
 
 def pending_records(
-    saved: Sequence[tuple[int, Item, MatchResult | None]], hashes: Sequence[np.ndarray]
+    saved: Sequence[tuple[int, Item, MatchRecord | None]], hashes: Sequence[np.ndarray]
 ) -> list[Pending]:
     """`Pending.from_item` for the items of one save (id, item, match) with their shingle
     hashes."""
     return [
-        Pending.from_item(item_id, item, result, h)
-        for (item_id, item, result), h in zip(saved, hashes, strict=True)
+        Pending.from_item(item_id, item, match, h)
+        for (item_id, item, match), h in zip(saved, hashes, strict=True)
     ]
-
-
-def _hit_terms(hits: Iterable[Hit]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(h.phrase.casefold() for h in hits if h.kind == "topic"))
 
 
 def assign_pending(
