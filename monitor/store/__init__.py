@@ -130,9 +130,9 @@ class SaveBatch:
         now: datetime,
         story_words: Sequence[str | None] | None = None,
     ) -> SaveReport:
-        """Store new items and the matches of those that matched (stories come later, in batches:
-        `Storage.assign_pending_stories`), with their shingles hashed; `story_words`, when a
-        worker took them, save taking them here."""
+        """Store new items and their matches (None for an item that did not match); stories
+        come later, in batches (`Storage.assign_pending_stories`), from the items' shingles,
+        hashed here; `story_words`, when a worker took them, save taking them here."""
         hashes = word_hashes(_story_words(items, story_words)) if self._stories_on else None
         stored = [packed(h) for h in hashes] if hashes is not None else None
         ids = item_rows.insert_items(self._conn, feed_id, items, stored)
