@@ -5,7 +5,8 @@
 
 Each measurement is a fresh subprocess (bench/scenarios.py), so peak RSS is that run's own;
 the feed server is another subprocess (bench/server.py), its CPU time reported apart. Values
-are medians over the runs. The table is also written to bench/results/latest.md.
+are medians over the runs; the notes under the table give each run's wall time. The table is
+also written to bench/results/latest.md.
 """
 
 from __future__ import annotations
@@ -162,9 +163,19 @@ def cold(
         log(f"{label} ours without stories run {n + 1}: {no_stories.ours[-1].wall_s:.2f} s")
     if not clustering:
         return row, no_stories, _primed(tmp, label)
-    added = med(row.ours, lambda s: s.wall_s) / med(no_stories.ours, lambda s: s.wall_s) - 1
-    no_stories.note = f"story clustering adds {added:.0%} to the cold cycle's wall time"
+    no_stories.note = clustering_note(row.ours, no_stories.ours)
     return row, no_stories, _primed(tmp, label)
+
+
+def clustering_note(on: Sequence[Sample], off: Sequence[Sample]) -> str:
+    """What clustering adds, from the medians, and run by run (runs on and off alternate, so
+    each pair shared the machine's state of the moment)."""
+    added = med(on, lambda s: s.wall_s) / med(off, lambda s: s.wall_s) - 1
+    note = f"story clustering adds {added:.0%} to the cold cycle's wall time"
+    if len(on) > 1:
+        pairs = " / ".join(f"{a.wall_s / b.wall_s - 1:.0%}" for a, b in zip(on, off, strict=True))
+        note += f" (run by run: {pairs})"
+    return note
 
 
 def _primed(tmp: Path, label: str) -> Primed:
@@ -275,6 +286,8 @@ def notes(rows: Sequence[Row]) -> str:
     out = []
     for row in rows:
         bits = [row.note] if row.note else []
+        if len(row.ours) > 1:
+            bits.append(f"wall s by run: {_walls(row)}")
         if row.ours and "line" in row.ours[0].extra:
             bits.append(f"ours: {row.ours[0].extra['line']}")
         if row.reader and row.reader[0].extra.get("failed"):
@@ -282,6 +295,13 @@ def notes(rows: Sequence[Row]) -> str:
         if bits:
             out.append(f"- {row.scenario}: " + "; ".join(bits))
     return "\n".join(out)
+
+
+def _walls(row: Row) -> str:
+    """Each run's wall time, ours then reader's: how far apart the runs behind a median were."""
+    ours = " / ".join(f"{s.wall_s:.2f}" for s in row.ours)
+    reader = " / ".join(f"{s.wall_s:.2f}" for s in row.reader)
+    return f"ours {ours}" + (f", reader {reader}" if reader else "")
 
 
 def cpu_model() -> str:

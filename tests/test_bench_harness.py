@@ -101,3 +101,25 @@ def test_server_state_moves_a_tenth_of_feeds(port: int) -> None:
 
 def test_unknown_feed_is_404(port: int) -> None:
     assert _get(port, "/f/999").status == 404
+
+
+def test_notes_give_each_run_and_what_clustering_adds_run_by_run() -> None:
+    import run as bench_run
+
+    def sample(wall: float) -> bench_run.Sample:
+        return bench_run.Sample(wall_s=wall, cpu_s=wall, items=100, peak_mb=50.0)
+
+    on = [sample(6.0), sample(7.5), sample(6.6)]
+    off = [sample(5.0), sample(5.0), sample(6.0)]
+    note = bench_run.clustering_note(on, off)
+    assert note.startswith("story clustering adds 32% ")  # medians 6.6 against 5.0
+    assert note.endswith("(run by run: 20% / 50% / 10%)")
+    cold = bench_run.Row("1. cold", ours=on, reader=[sample(10.0), sample(9.5), sample(11.0)])
+    assert "wall s by run: ours 6.00 / 7.50 / 6.60, reader 10.00 / 9.50 / 11.00" in (
+        bench_run.notes([cold])
+    )
+    single = bench_run.Row("5. digest", ours=[sample(0.6)], note="one run")
+    assert bench_run.notes([single]) == "- 5. digest: one run"
+    assert bench_run.clustering_note(on[:1], off[:1]) == (
+        "story clustering adds 20% to the cold cycle's wall time"
+    )
