@@ -459,16 +459,21 @@ def _columns(
 
 #: Keys looked up per pass of `column_of` (bounds its temporary arrays to a few megabytes).
 LOOKUP_CHUNK = 1 << 18
+#: Most slots of `column_of`'s table (16 MB of int32) unless the vocabulary needs more.
+TABLE_BITS = 22
 
 
 def column_of(vocab: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """The index of each key in `vocab` (distinct int64 hashes), or -1 where it is absent
     (int32).
 
-    A vectorised open-addressing table (linear probing, at most a quarter full): a few
-    gathers over all keys instead of a sort (`np.unique(..., return_inverse=True)`) or a
-    binary search per key (`np.searchsorted`), both several times slower here."""
-    bits = max(8, (4 * len(vocab)).bit_length())
+    A vectorised open-addressing table (linear probing): a few gathers over all keys instead
+    of a sort (`np.unique(..., return_inverse=True)`) or a binary search per key
+    (`np.searchsorted`), both several times slower here. The table is at most a sixteenth
+    full (up to TABLE_BITS), so most absent keys, the many stored shingles no new item
+    carries, stop at an empty slot after one gather."""
+    sparse = min((16 * len(vocab)).bit_length(), TABLE_BITS)
+    bits = max(8, sparse, len(vocab).bit_length() + 1)  # never more than half full
     mask = np.int64((1 << bits) - 1)
     table = np.full(1 << bits, -1, dtype=np.int32)
     todo = np.arange(len(vocab), dtype=np.int32)
@@ -490,16 +495,19 @@ def column_of(vocab: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 def _probe(table: np.ndarray, vocab: np.ndarray, keys: np.ndarray, mask: np.int64) -> np.ndarray:
     out = np.full(len(keys), -1, dtype=np.int32)
-    todo = np.arange(len(keys), dtype=np.int32)
     slots = keys & mask
+    at = table[slots]
+    # Most keys land on an empty slot (absent): only the others are followed, and the
+    # arrays below are as long as they are.
+    todo = np.flatnonzero(at >= 0)
+    slots, at = slots[todo], at[todo]
     while len(todo):  # probe until the key or an empty slot
+        same = vocab[at] == keys[todo]
+        out[todo[same]] = at[same]
+        todo, slots = todo[~same], (slots[~same] + 1) & mask
         at = table[slots]
         occupied = at >= 0
-        same = np.zeros(len(todo), dtype=bool)
-        same[occupied] = vocab[at[occupied]] == keys[todo[occupied]]
-        out[todo[same]] = at[same]
-        again = occupied & ~same
-        todo, slots = todo[again], (slots[again] + 1) & mask
+        todo, slots, at = todo[occupied], slots[occupied], at[occupied]
     return out
 
 

@@ -372,6 +372,20 @@ def test_column_of_finds_each_key_in_the_vocabulary_or_minus_one(size: int) -> N
     assert column_of(vocab, keys).tolist() == expected
 
 
+@pytest.mark.parametrize("size", [300, 5000])
+def test_column_of_stays_exact_when_the_table_is_capped(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vocabulary too large for a sparse table gets one at most half full: long probe
+    chains, the same answers."""
+    monkeypatch.setattr(stories, "TABLE_BITS", 4)
+    rng = np.random.default_rng(size + 1)
+    vocab = np.unique(rng.integers(-(2**63), 2**63 - 1, size, dtype=np.int64))
+    keys = np.concatenate([vocab[::-1], rng.integers(-(2**63), 2**63 - 1, 2000, dtype=np.int64)])
+    known = {v: i for i, v in enumerate(vocab.tolist())}
+    assert column_of(vocab, keys).tolist() == [known.get(k, -1) for k in keys.tolist()]
+
+
 def test_column_of_copes_when_every_key_lands_on_the_same_slot() -> None:
     vocab = np.arange(0, 300 * 2**32, 2**32, dtype=np.int64)  # equal low bits: one long probe
     keys = np.concatenate([vocab[::-1], vocab + 1])
