@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, bindparam, func, select, text
 
 from monitor.errors import LockedError, StorageError
 from monitor.settings import FeedSpec
@@ -247,8 +248,100 @@ def test_any_sequence_of_polls_stores_each_item_once(
 
 
 def test_migrating_twice_changes_nothing(engine: Engine) -> None:
-    assert upgrade(engine) == "0003"
+    assert upgrade(engine) == "0004"
     require_current(engine)
+
+
+#: How SQLite stores every UTC time (SQLAlchemy's form, six fraction digits, no offset).
+CANONICAL_TIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$"
+
+
+def stored_times(path: Path) -> dict[str, list[str]]:
+    """Every non-NULL UTC time column value of a SQLite database, as stored text."""
+    from monitor.store.schema import UtcDateTime, metadata
+
+    out: dict[str, list[str]] = {}
+    with sqlite3.connect(path) as conn:
+        for table in metadata.sorted_tables:
+            for column in table.columns:
+                if isinstance(column.type, UtcDateTime):
+                    query = (
+                        f"SELECT {column.name} FROM {table.name} WHERE {column.name} IS NOT NULL"
+                    )
+                    out[f"{table.name}.{column.name}"] = [r[0] for r in conn.execute(query)]
+    return out
+
+
+def test_every_time_written_on_sqlite_has_one_text_form(tmp_path: Path) -> None:
+    """Bulk inserts (items, matches, stories) and feed-state updates store times as the
+    Core does: whole seconds keep their fraction and aware values lose their offset, so
+    equal instants compare equal in SQL (and sqlite3's deprecated adapter is never used)."""
+    from monitor.match import match_record
+    from monitor.settings import StoriesSettings
+    from tests.test_stories_store import _result
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'monitor.db'}")
+    upgrade(engine)
+    storage = Storage(engine, StoriesSettings())
+    storage.sync_feeds([spec("https://a.example/rss")], NOW)
+    [feed] = storage.selected_feeds(["https://a.example/rss"])
+    matched = match_record(_result(("lavrov",), ("Istanbul Talks",)))
+    storage.save_items(feed.id, [item("1"), item("2")], [matched, None], NOW)
+    assert storage.assign_pending_stories(NOW) == 2
+    failed = FeedUpdateIntent(
+        feed_id=feed.id, fetched_at=NOW, next_fetch_at=NOW, ok=False, http_status=500, error="x"
+    )
+    storage.update_feeds([failed])
+    engine.dispose()
+    times = stored_times(tmp_path / "monitor.db")
+    for name in ("items.published_at", "stories.first_seen_at", "feeds.first_error_at"):
+        assert times[name], name
+    odd = {k: v for k, v in times.items() if any(not re.match(CANONICAL_TIME, t) for t in v)}
+    assert odd == {}
+
+
+def test_the_time_text_migration_rewrites_the_old_forms(tmp_path: Path) -> None:
+    """0004 rewrites, on SQLite, the forms sqlite3's default adapter wrote (a whole second
+    without its fraction, an aware value with its +00:00 offset); the instants read back
+    unchanged."""
+    from alembic import command
+
+    from monitor.store.migrate import _alembic_config
+
+    path = tmp_path / "monitor.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    storage = Storage(engine)
+    storage.sync_feeds([spec("https://a.example/rss")], NOW)
+    [feed] = storage.selected_feeds(["https://a.example/rss"])
+    storage.save_items(feed.id, [item("1"), item("2")], [None, None], NOW)
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "0003")
+    old_forms = {
+        "UPDATE items SET published_at = '2025-06-02 08:30:00' WHERE identity = '1'",
+        "UPDATE items SET published_at = '2025-06-02 08:30:00.250000+00:00' WHERE identity = '2'",
+        "UPDATE feeds SET first_error_at = '2025-06-02 09:30:00+00:00'",
+    }
+    with sqlite3.connect(path) as conn:
+        for statement in old_forms:
+            conn.execute(statement)
+    assert upgrade(engine) == "0004"
+    engine.dispose()
+    times = stored_times(path)
+    assert sorted(times["items.published_at"]) == [
+        "2025-06-02 08:30:00.000000",
+        "2025-06-02 08:30:00.250000",
+    ]
+    assert times["feeds.first_error_at"] == ["2025-06-02 09:30:00.000000"]
+    assert all(re.match(CANONICAL_TIME, t) for values in times.values() for t in values)
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        published = dict(conn.execute(select(items.c.identity, items.c.published_at)).all())
+    engine.dispose()
+    assert published == {
+        "1": datetime(2025, 6, 2, 8, 30, tzinfo=UTC),
+        "2": datetime(2025, 6, 2, 8, 30, 0, 250000, tzinfo=UTC),
+    }
 
 
 def test_the_story_hashes_migration_goes_down_and_up_again(engine: Engine) -> None:
@@ -265,7 +358,7 @@ def test_the_story_hashes_migration_goes_down_and_up_again(engine: Engine) -> No
     with engine.begin() as conn:
         command.downgrade(_alembic_config(conn), "0002")
     assert "story_words" in item_columns() and "story_hashes" not in item_columns()
-    assert upgrade(engine) == "0003"
+    assert upgrade(engine) == "0004"
     assert "story_hashes" in item_columns() and "story_words" not in item_columns()
 
 
@@ -358,7 +451,7 @@ def test_a_database_at_revision_0001_with_items_upgrades_and_places_them(db_url:
     from monitor.settings import StoriesSettings
     from monitor.shingles import story_words
     from monitor.store.migrate import APPLICATION_ID, _alembic_config
-    from monitor.store.schema import meta
+    from monitor.store.schema import UtcDateTime, meta
     from monitor.stories import packed, word_hashes
 
     old = make_engine(db_url)
@@ -369,25 +462,25 @@ def test_a_database_at_revision_0001_with_items_upgrades_and_places_them(db_url:
             text(
                 "INSERT INTO feeds (url, tags, enabled, interval_s, error_count, created_at) "
                 "VALUES ('https://a.example/rss', '[]', true, 900, 0, :now)"
-            ),
-            {"now": NOW.replace(tzinfo=None)},
+            ).bindparams(bindparam("now", type_=UtcDateTime())),
+            {"now": NOW},
         )
         conn.execute(
             text(
                 "INSERT INTO items (feed_id, identity, url, title, summary, content, "
                 "first_seen_at, lang, content_hash) VALUES (1, 'old', "
                 "'https://a.example/old', :title, :summary, '', :now, 'en', 'h-old')"
-            ),
+            ).bindparams(bindparam("now", type_=UtcDateTime())),
             {
                 "title": "Delegations resume Istanbul talks on prisoner exchange",
                 "summary": "Umerov and Medinsky met for two hours in Istanbul.",
-                "now": NOW.replace(tzinfo=None),
+                "now": NOW,
             },
         )
     old.dispose()
     engine = make_engine(db_url)
     try:
-        assert upgrade(engine) == "0003"
+        assert upgrade(engine) == "0004"
         storage = Storage(engine, StoriesSettings())
         rewrite = item("new", "Istanbul talks on prisoner exchange resume, delegations say")
         storage.save_items(1, [rewrite], [None], NOW)

@@ -57,7 +57,10 @@ def executemany(
     columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
     for i, name in enumerate(names):
         kind = (types or {}).get(name)
-        process = kind.bind_processor(conn.dialect) if kind is not None else None
+        # The dialect's own form of the type, as the Core binds it: on SQLite a datetime
+        # becomes the text the Core writes (never handed to sqlite3's default adapter, which
+        # wrote another form and is deprecated since Python 3.12).
+        process = kind.dialect_impl(conn.dialect).bind_processor(conn.dialect) if kind else None
         if process is not None:
             columns[i] = list(
                 map(process if name in uncached else functools.cache(process), columns[i])

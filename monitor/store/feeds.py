@@ -168,7 +168,7 @@ def _update_values(intent: FeedUpdateIntent) -> dict[str, Any]:
 def _update_statement(ok: bool, names: tuple[str, ...]) -> Update:
     """UPDATE of one feed by id (`b_id`) setting `names` from `b_<name>` parameters; after a
     failure, the error count goes up by one and the first error keeps its earlier time."""
-    values: dict[str, Any] = {n: bindparam(f"b_{n}") for n in names}
+    values: dict[str, Any] = {n: bindparam(f"b_{n}", type_=feeds.c[n].type) for n in names}
     if not ok:
         values["error_count"] = feeds.c.error_count + 1
         values["first_error_at"] = func.coalesce(feeds.c.first_error_at, values["first_error_at"])
