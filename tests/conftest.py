@@ -21,6 +21,26 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 pytest_plugins = ["tests.feedserver"] if (Path(__file__).parent / "feedserver.py").exists() else []
 
 
+@pytest.fixture(autouse=True)
+def _engines_closed_after_each_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every Engine the program makes during a test is disposed when the test ends, so its
+    pooled connections close then, not whenever the garbage collector finds them (Python
+    3.13 reports such SQLite connections as unclosed, in whichever test happens to run)."""
+    import monitor.store.engine as engine_module
+
+    made: list[Engine] = []
+
+    def recorded(*args: object, **kwargs: object) -> Engine:
+        engine = create_engine(*args, **kwargs)  # type: ignore[call-overload]
+        made.append(engine)
+        return engine  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(engine_module, "create_engine", recorded)
+    yield
+    for engine in made:
+        engine.dispose()
+
+
 def _pg_admin_url() -> str:
     return os.environ.get("MONITOR_TEST_DATABASE_URL") or DEFAULT_PG
 

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def test_every_fixture_feed_served_over_http_goes_through_the_pipeline(
         outcome = "failed" if row["error_count"] else "fetched"
         assert outcome == expected, (name, row["last_error"])
     assert "not a feed" in (by_url[urls["html_page.html"]]["last_error"] or "")
-    with sqlite3.connect(tmp_path / "f.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "f.db")) as conn, conn:
         titles = [
             t
             for (t,) in conn.execute(

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -325,7 +326,7 @@ def test_cli_bad_config_exits_2_naming_key(tmp_path: Path, monitor_yaml: str, ne
 def test_cli_refuses_foreign_database(tmp_path: Path) -> None:
     import sqlite3
 
-    with sqlite3.connect(tmp_path / "foreign.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "foreign.db")) as conn, conn:
         conn.execute("CREATE TABLE t (x)")
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "monitor.yaml").write_text(

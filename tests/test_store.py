@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -261,7 +262,7 @@ def stored_times(path: Path) -> dict[str, list[str]]:
     from monitor.store.schema import UtcDateTime, metadata
 
     out: dict[str, list[str]] = {}
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         for table in metadata.sorted_tables:
             for column in table.columns:
                 if isinstance(column.type, UtcDateTime):
@@ -322,7 +323,7 @@ def test_the_time_text_migration_rewrites_the_old_forms(tmp_path: Path) -> None:
         "UPDATE items SET published_at = '2025-06-02 08:30:00.250000+00:00' WHERE identity = '2'",
         "UPDATE feeds SET first_error_at = '2025-06-02 09:30:00+00:00'",
     }
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         for statement in old_forms:
             conn.execute(statement)
     assert upgrade(engine) == "0004"
@@ -364,12 +365,12 @@ def test_the_story_hashes_migration_goes_down_and_up_again(engine: Engine) -> No
 
 def test_foreign_database_is_refused_and_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
         conn.execute("INSERT INTO invoices VALUES (1, 9.5)")
     with pytest.raises(StorageError, match="not the monitor's"):
         upgrade(make_engine(f"sqlite:///{path}"))
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         assert conn.execute("SELECT total FROM invoices").fetchall() == [(9.5,)]
 
 

@@ -95,6 +95,8 @@ def load_runtime(
             require_current(engine)
     except StorageError as e:
         fail(f"database {config.settings.database.url}: {e}", 2)
+    if ctx is not None:  # the pool's connections close with the command, not at exit or GC
+        ctx.call_on_close(engine.dispose)
     return Runtime(config, engine, Storage(engine, config.settings.stories))
 
 

@@ -233,7 +233,11 @@ def db_upgrade(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
 
     config = load_config_or_exit(ctx, config_dir)
     try:
-        revision = upgrade(make_engine(config.settings.database.url))
+        engine = make_engine(config.settings.database.url)
+        try:
+            revision = upgrade(engine)
+        finally:
+            engine.dispose()
     except StorageError as e:
         fail(str(e), 2)
     console.print(f"database at schema revision {revision}")
