@@ -10,8 +10,9 @@ hold no phrase and are done with after one dict lookup per word.
 `prepare` maps characters one to one (apostrophes to ', hyphens and dashes to a space, Ё to Е),
 so every offset found in the prepared text is an offset in the original text.
 
-`Matcher.match_text` explains (every piece of evidence); `Matcher.match`, the stream's path, is
-lean for items that do not match (see `match_text`). Both decide alike.
+`Matcher.match_text` explains (every piece of evidence); `Matcher.match` is lean for items that
+do not match (see `match_text`); `Matcher.record`, the stream's path, gives what storage keeps
+and leaves unscored the items whose hits cannot make any topic pass. All decide alike.
 """
 
 from __future__ import annotations
@@ -483,6 +484,7 @@ class Matcher:
         "_contexts",
         "_index",
         "_live_topics",
+        "_lonely_topics",
         "_no_hits",
         "_seeds",
         "_threshold",
@@ -513,6 +515,14 @@ class Matcher:
         }
         self._context_notes: Mapping[str, str] = {
             t.id: _missing_context_note(t) for t in watchlist.topics
+        }
+        #: Topics that cannot pass on their own terms: they need context, and no other topic's
+        #: term counts as context for them; each with the topics that do (see `record`).
+        topic_ids = frozenset(self._topics)
+        self._lonely_topics: Mapping[str, frozenset[str]] = {
+            t.id: self._contexts[f"topic:{t.id}"] & topic_ids
+            for t in watchlist.topics
+            if t.needs_context
         }
         self._no_hits = MatchResult(
             matched=False,
@@ -559,16 +569,57 @@ class Matcher:
         verdict, scores and topics of a matched item are the same either way."""
         del lang
         fields: dict[FieldName, str] = {"title": title, "summary": summary, "content": content}
+        raw = self._raw(fields)
+        if not explain and not any(h.entry.kind in ("actor", "topic") for h in raw):
+            return self._no_hits  # exclusions and context phrases alone raise nothing
+        return self._score(fields, raw, explain=explain)
+
+    def _raw(self, fields: Mapping[FieldName, str]) -> list[RawHit]:
         find = self._index.find
-        raw = [
+        return [
             RawHit(entry, name, start, end)
             for name, text in fields.items()
             if text
             for entry, start, end in find(text)
         ]
-        if not explain and not any(h.entry.kind in ("actor", "topic") for h in raw):
-            return self._no_hits  # exclusions and context phrases alone raise nothing
-        return self._score(fields, raw, explain=explain)
+
+    def record(self, item: Item) -> MatchRecord | None:
+        """What storage keeps of the item's match, None when it did not match: the stream's
+        path, equal to `match_record(match(item))` for a matched item.
+
+        Most items with hits hold only topic terms, such as "talks" or "summit" with no
+        watched actor. A topic that needs context gets it only from a counted actor, one of
+        its context phrases, or another topic's term listed in its context; when the hits
+        hold none of these for any of their topics, nothing can pass and the item is left
+        without scoring it (the rules below, taken from `_topic_score`, only ever drop hits,
+        so they cannot give a topic context its raw hits lack)."""
+        fields: dict[FieldName, str] = {
+            "title": item.title,
+            "summary": item.summary,
+            "content": item.content,
+        }
+        raw = self._raw(fields)
+        if self._cannot_pass([h.entry for h in raw]):
+            return None
+        result = self._score(fields, raw, explain=False)
+        return match_record(result) if result.matched else None
+
+    def _cannot_pass(self, entries: Sequence[Entry]) -> bool:
+        """Whether raw hits of these entries leave every topic without the context it needs
+        (no actor hit, no context phrase of a hit topic, no hit topic in another's context);
+        true for no hits at all, and for exclusions and context phrases alone."""
+        lonely = self._lonely_topics
+        topics: set[str] = set()
+        contexts: set[str] = set()
+        for entry in entries:
+            kind = entry.kind
+            if kind == "actor" or (kind == "topic" and entry.target not in lonely):
+                return False
+            if kind == "topic":
+                topics.add(entry.target)
+            elif kind == "context" and entry.owner == "topic":
+                contexts.add(entry.target)
+        return contexts.isdisjoint(topics) and all(lonely[t].isdisjoint(topics) for t in topics)
 
     def raw_hits(self, text: str) -> list[tuple[Entry, int, int]]:
         """The automaton's hits on one text, before any rule (used to prove it equals spaCy)."""

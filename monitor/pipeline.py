@@ -50,7 +50,6 @@ from monitor.types import (
     FetchResult,
     Item,
     MatchRecord,
-    MatchResult,
     SaveReport,
 )
 
@@ -100,7 +99,7 @@ class Fetcher(Protocol):
 
 
 class Matcher(Protocol):
-    def match(self, item: Item) -> MatchResult: ...
+    def record(self, item: Item) -> MatchRecord | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +168,7 @@ def parse_and_normalise(
         title=parsed.title,
         ttl_min=parsed.ttl_min,
         warnings=tuple(warnings),
-        matches=(
-            tuple(_stored_match(matcher.match(i)) for i in normalised.items) if matcher else None
-        ),
+        matches=tuple(map(matcher.record, normalised.items)) if matcher else None,
         story_words=(
             tuple(story_words(i.title, i.summary) for i in normalised.items) if stories else None
         ),
@@ -663,14 +660,7 @@ def _matches(
         return [None] * len(new)
     if parsed.matches is not None:
         return [parsed.matches[k] for k in kept]
-    return [_stored_match(deps.matcher.match(item)) for item in new]
-
-
-def _stored_match(result: MatchResult) -> MatchRecord | None:
-    """What storage keeps of a match result; None for an item that did not match."""
-    from monitor.match import match_record
-
-    return match_record(result) if result.matched else None
+    return [deps.matcher.record(item) for item in new]
 
 
 def _success_intent(

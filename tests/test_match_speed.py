@@ -49,6 +49,7 @@ from monitor.match import (
     _scan,
     _tile_key,
     _tile_start,
+    match_record,
     phrase_keys,
     prepare,
 )
@@ -722,6 +723,104 @@ def test_bench_items_equal_the_reference() -> None:
     assert len(results) > 600
     assert 20 < sum(r.matched for r in results) < len(results) // 3
     assert sum(1 for r in results if r.topic_scores and not r.matched) > 100
+
+
+def _stored(matcher: Matcher, fields: Fields) -> object:
+    """What the stream stored before `Matcher.record`: the record of a full lean match."""
+    result = matcher.match(_item(fields))
+    return match_record(result) if result.matched else None
+
+
+def test_records_equal_the_records_of_full_matches() -> None:
+    """`record` stores exactly what `match` would, and does skip scoring: on the bench items
+    (common words such as "talks" with no watched actor) and on the evaluation items."""
+    fast = _fast()
+    skipped = 0
+    for fields in (*_bench_items(), *_items()):
+        item = _item(fields)
+        assert fast.record(item) == _stored(fast, fields), fields[0]
+        hits = [e for t in fields if t for e, _, _ in fast.raw_hits(t)]
+        skipped += bool(hits) and fast._cannot_pass(hits)
+    assert skipped > 200
+
+
+@pytest.mark.parametrize(
+    ("title", "passes"),
+    [
+        ("Kremlin says talks are off", True),  # an actor gives the term its context
+        ("Talks on a ceasefire resume", None),  # two topic terms: see the assertion below
+        ("Talks resume at the summit", False),
+        ("Sanctions and climate talks", False),
+    ],
+)
+def test_cannot_pass_only_where_no_topic_has_context(title: str, passes: bool | None) -> None:
+    fast = _fast()
+    fields = (title, "", "")
+    hits = [e for e, _, _ in fast.raw_hits(title)]
+    full = fast.match(_item(fields))
+    if passes is not None:
+        assert full.matched is passes
+    # whenever the shortcut is taken, the full path agrees that nothing passed
+    assert not (fast._cannot_pass(hits) and full.matched)
+    assert fast.record(_item(fields)) == _stored(fast, fields)
+
+
+_CONTEXT_WATCHLIST = """
+version: 1
+defaults: {threshold: 1.0}
+actors:
+  - {id: envoy, name: Envoy, type: person, aliases: [Envoy Smith]}
+topics:
+  - id: grain
+    name: Grain corridor
+    terms: [grain corridor, grain deal]
+    needs_context: true
+    context: [black sea, shipping]
+  - id: shipping
+    name: Shipping
+    terms: [tanker, convoy]
+    needs_context: true
+    context: [envoy]
+  - id: talks
+    name: Talks
+    terms: [talks]
+    needs_context: true
+  - id: ferry
+    name: Ferries
+    terms: [ferry]
+"""
+
+
+@pytest.mark.parametrize(
+    ("title", "shortcut", "matched"),
+    [
+        ("The grain deal was renewed", True, False),
+        ("The grain deal was renewed in the Black Sea", False, True),  # a context phrase
+        ("The grain deal covers every tanker", False, True),  # another topic's term
+        ("A tanker convoy left port", True, False),  # its context is an actor: none here
+        ("Envoy Smith joined the talks on the convoy", False, True),
+        ("Talks on the grain deal", True, False),
+        ("Talks on a ferry", False, True),  # a topic that needs no context
+    ],
+)
+def test_context_from_phrases_and_other_topics_disables_the_shortcut(
+    tmp_path: Path, title: str, shortcut: bool, matched: bool
+) -> None:
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(_CONTEXT_WATCHLIST, encoding="utf-8")
+    fast = Matcher.compile(load_watchlist(path), None)
+    fields = (title, "", "")
+    assert fast._cannot_pass([e for e, _, _ in fast.raw_hits(title)]) is shortcut
+    assert fast.match(_item(fields)).matched is matched
+    assert fast.record(_item(fields)) == _stored(fast, fields)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_texts(), _texts())
+def test_records_of_random_texts_equal_full_matches(title: str, summary: str) -> None:
+    fast = _fast()
+    fields = (title, summary, "")
+    assert fast.record(_item(fields)) == _stored(fast, fields)
 
 
 def test_only_plain_spaces_knows_every_whitespace_character() -> None:
