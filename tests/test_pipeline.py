@@ -465,6 +465,22 @@ def test_worker_processes_start_from_either_entry_point(
     assert "3 fetched, 0 not modified, 0 failed; 12 new items" in result.stdout
 
 
+@pytest.mark.skipif(
+    not CONSOLE_SCRIPT.exists(), reason="the monitor console script is not installed"
+)
+def test_workers_run_the_console_script_without_the_command_line() -> None:
+    """A spawned worker runs its parent's main module again: from the console script, that
+    must not import the command line and what it brings (about 1.3 s of CPU per worker)."""
+    heavy = ("monitor.cli", "spacy", "sqlalchemy", "scipy", "numpy", "alerts", "pydantic")
+    probe = (
+        "import runpy, sys\n"
+        f"runpy.run_path({str(CONSOLE_SCRIPT)!r}, run_name='__mp_main__')\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 class _DeadPool(Executor):
     """A process pool whose workers have died."""
 

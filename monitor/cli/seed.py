@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,20 +13,11 @@ from rich.table import Table
 from monitor import yamlio
 from monitor.cli.common import ConfigDirOption, config_dir, console, err_console, fail
 from monitor.errors import ConfigError
-from monitor.nlp import load_pipeline
-from monitor.seed import (
-    MergeReport,
-    Proposal,
-    ledger_path,
-    load_ledger,
-    load_watchlist_document,
-    merge,
-    propose,
-    read_corpus,
-    save_ledger,
-)
 from monitor.settings import MonitorSettings, load_settings
 from monitor.watchlist import parse_watchlist
+
+if TYPE_CHECKING:  # spaCy and the seeding code load when `seed` runs, not with every command
+    from monitor.seed import MergeReport, Proposal
 
 app = typer.Typer(help="Build and review the watchlist (config/watchlist.yaml).")
 
@@ -52,6 +43,16 @@ def seed(
     ] = 2,
 ) -> None:
     """Propose actors and topics from the corpus and merge them into the watchlist."""
+    from monitor.nlp import load_pipeline
+    from monitor.seed import (
+        ledger_path,
+        load_ledger,
+        load_watchlist_document,
+        merge,
+        propose,
+        read_corpus,
+    )
+
     directory = config_dir(ctx, config_dir_option)
     settings = _settings(directory)
     watchlist_path = directory / settings.matching.watchlist
@@ -88,6 +89,8 @@ def _settings(directory: Path) -> MonitorSettings:
 def _write(
     path: Path, document: object, report: MergeReport, ledger: frozenset[str], dry_run: bool
 ) -> None:
+    from monitor.seed import ledger_path, save_ledger
+
     summary = (
         f"{report.count('added')} added, {report.count('updated')} updated, "
         f"{report.count('unchanged')} unchanged, {report.count('skipped')} skipped"
