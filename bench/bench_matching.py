@@ -9,9 +9,10 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -86,13 +87,14 @@ def grown(base: Watchlist, phrases: int, rng: random.Random) -> Watchlist:
     return replace(base, actors=base.actors + synthetic_actors(phrases - have, rng))
 
 
-def rate(call: Callable[[str, str], object], texts: list[tuple[str, str]]) -> float:
-    """Items per second of CPU time (best of REPEAT), so other load on the machine counts less."""
+def rate(call: Callable[..., object], texts: Sequence[tuple[Any, ...]]) -> float:
+    """Items per second of CPU time (best of REPEAT), so other load on the machine counts less;
+    `call` gets each tuple's values as arguments."""
     best = float("inf")
     for _ in range(REPEAT):
         start = time.process_time()
-        for title, summary in texts:
-            call(title, summary)
+        for args in texts:
+            call(*args)
         best = min(best, time.process_time() - start)
     return len(texts) / best
 
