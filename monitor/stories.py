@@ -25,12 +25,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 from monitor.settings import StoriesSettings
 from monitor.types import Item
+
+if TYPE_CHECKING:  # SciPy loads with the first decision, not with every command (0.1 s)
+    from scipy.sparse import csr_matrix
 
 #: Items with fewer shingles than this are too short to be compared or hashed for duplicates.
 MIN_SHINGLES = 3
@@ -522,6 +525,8 @@ def _ones(
     np.cumsum(keep, dtype=index, out=kept_before[1:])
     indptr = kept_before[starts]
     del kept_before
+    from scipy.sparse import csr_matrix
+
     indices = cols[keep].astype(index, copy=False)
     # 2-byte ones: a shared count never nears 32,767. It is at most an item's shingle count,
     # and title + summary (summaries are cut at 5,000 characters) hold far fewer words.

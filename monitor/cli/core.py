@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,13 +23,15 @@ from monitor.cli.common import (
 )
 from monitor.collector import tune_for_polling
 from monitor.errors import LockedError, StorageError
-from monitor.pipeline import CycleReport, FeedOutcome
-from monitor.service import Monitor
 from monitor.store import feeds as feed_rows
 from monitor.store import items as item_rows
 from monitor.store.lock import instance_lock
 from monitor.store.migrate import current_revision, upgrade
 from monitor.store.schema import digests, items, matches
+
+if TYPE_CHECKING:  # the pipeline and the alerts load with the commands that poll
+    from monitor.pipeline import CycleReport, FeedOutcome
+    from monitor.service import Monitor
 
 
 def poll(
@@ -44,6 +46,8 @@ def poll(
     config_dir: ConfigDirOption = None,
 ) -> None:
     """Run one poll cycle now over all enabled feeds (or --feed), with a progress bar."""
+    from monitor.service import Monitor
+
     tune_for_polling()
     runtime = load_runtime(ctx, config_dir)
     monitor = Monitor(runtime.config, runtime.storage, utcnow)
@@ -91,6 +95,7 @@ def _print_failures(report: CycleReport) -> None:
 def run(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     """Poll on a schedule until stopped (SIGINT/SIGTERM); deliver digests on their schedules."""
     from monitor.scheduler import run_forever
+    from monitor.service import Monitor
 
     tune_for_polling()
     runtime = load_runtime(ctx, config_dir)
