@@ -200,6 +200,8 @@ def test_run_polls_on_schedule_and_stops_cleanly_on_sigterm(
     assert "monitor stopped" in out
     health = run_cli("health", "--max-age", "5m", "--config-dir", str(config_dir), cwd=tmp_path)
     assert health.returncode == 0, health.stderr
+    # a health check runs every minute: healthy, it logs nothing (the default level is INFO)
+    assert health.stderr == "", health.stderr
 
 
 def test_match_url_fetches_a_feed_or_a_page_and_explains(

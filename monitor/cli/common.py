@@ -123,7 +123,8 @@ def setup_logging(settings: LoggingSettings) -> None:
     handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
     root.setLevel(settings.level)
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default"):
+    # alembic says "Context impl SQLiteImpl." at INFO each time a command checks the schema
+    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
