@@ -516,8 +516,8 @@ class Matcher:
         self._context_notes: Mapping[str, str] = {
             t.id: _missing_context_note(t) for t in watchlist.topics
         }
-        #: Topics that cannot pass on their own terms: they need context, and no other topic's
-        #: term counts as context for them; each with the topics that do (see `record`).
+        #: Topics that need context, each with the topics whose terms its context lists: such
+        #: a topic cannot pass on its own terms alone (see `record`).
         topic_ids = frozenset(self._topics)
         self._lonely_topics: Mapping[str, frozenset[str]] = {
             t.id: self._contexts[f"topic:{t.id}"] & topic_ids
@@ -591,8 +591,9 @@ class Matcher:
         watched actor. A topic that needs context gets it only from a counted actor, one of
         its context phrases, or another topic's term listed in its context; when the hits
         hold none of these for any of their topics, nothing can pass and the item is left
-        without scoring it (the rules below, taken from `_topic_score`, only ever drop hits,
-        so they cannot give a topic context its raw hits lack)."""
+        without scoring it. Deciding on the raw hits is safe: the rules applied after them
+        (overlapping spans, context and exclusions of actors) only ever drop hits, so they
+        cannot give a topic the context its raw hits lack (`_topic_context` decides)."""
         fields: dict[FieldName, str] = {
             "title": item.title,
             "summary": item.summary,
