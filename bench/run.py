@@ -211,8 +211,8 @@ def matching(sizes: Sizes, runs: int) -> list[Row]:
         explained = med(row.ours, lambda s: float(s.extra["explained_items_per_s"]))
         row.note = (
             f"{extra['phrases']} phrases compiled; {extra['matched_share']:.0%} matched; "
-            f"the stream's path (`Matcher.record`), explained path (`match_text`) "
-            f"{explained:,.0f} items/s"
+            f"items/s through `Matcher.record` (the pipeline's path); explained "
+            f"(`match_text`): {explained:,.0f} items/s"
         )
         log(f"matching {phrases}: {extra['items_per_s']:.0f} items/s")
         rows.append(row)

@@ -481,10 +481,10 @@ class Matcher:
         "_actors",
         "_anchors",
         "_context_notes",
+        "_context_topics",
         "_contexts",
         "_index",
         "_live_topics",
-        "_lonely_topics",
         "_no_hits",
         "_seeds",
         "_threshold",
@@ -516,10 +516,10 @@ class Matcher:
         self._context_notes: Mapping[str, str] = {
             t.id: _missing_context_note(t) for t in watchlist.topics
         }
-        #: Topics that need context, each with the topics whose terms its context lists: such
-        #: a topic cannot pass on its own terms alone (see `record`).
+        #: Each topic that needs context, with the topics whose terms its context lists (the
+        #: only terms that can give it context; see `record`).
         topic_ids = frozenset(self._topics)
-        self._lonely_topics: Mapping[str, frozenset[str]] = {
+        self._context_topics: Mapping[str, frozenset[str]] = {
             t.id: self._contexts[f"topic:{t.id}"] & topic_ids
             for t in watchlist.topics
             if t.needs_context
@@ -609,18 +609,18 @@ class Matcher:
         """Whether raw hits of these entries leave every topic without the context it needs
         (no actor hit, no context phrase of a hit topic, no hit topic in another's context);
         true for no hits at all, and for exclusions and context phrases alone."""
-        lonely = self._lonely_topics
+        needing = self._context_topics
         topics: set[str] = set()
         contexts: set[str] = set()
         for entry in entries:
             kind = entry.kind
-            if kind == "actor" or (kind == "topic" and entry.target not in lonely):
+            if kind == "actor" or (kind == "topic" and entry.target not in needing):
                 return False
             if kind == "topic":
                 topics.add(entry.target)
             elif kind == "context" and entry.owner == "topic":
                 contexts.add(entry.target)
-        return contexts.isdisjoint(topics) and all(lonely[t].isdisjoint(topics) for t in topics)
+        return contexts.isdisjoint(topics) and all(needing[t].isdisjoint(topics) for t in topics)
 
     def raw_hits(self, text: str) -> list[tuple[Entry, int, int]]:
         """The automaton's hits on one text, before any rule (used to prove it equals spaCy)."""

@@ -520,13 +520,13 @@ def _ones(
     """A 0/1 CSR matrix of the shingles where `keep`: row i holds `cols[starts[i]:
     starts[i + 1]]`. Built straight from that layout, with no row number per shingle and
     no COO step: a row's offset is the number of kept shingles before its start."""
+    from scipy.sparse import csr_matrix
+
     index = np.int32 if len(cols) < np.iinfo(np.int32).max else np.int64
     kept_before = np.zeros(len(keep) + 1, dtype=index)
     np.cumsum(keep, dtype=index, out=kept_before[1:])
     indptr = kept_before[starts]
     del kept_before
-    from scipy.sparse import csr_matrix
-
     indices = cols[keep].astype(index, copy=False)
     # 2-byte ones: a shared count never nears 32,767. It is at most an item's shingle count,
     # and title + summary (summaries are cut at 5,000 characters) hold far fewer words.
