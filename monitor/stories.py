@@ -456,8 +456,23 @@ def _columns(
     node, so only they become columns (counted over every node, stored and new); the rest of
     the window's shingles matter only through `sizes`."""
     hashes = np.concatenate(per_node)
-    vocab = np.unique(hashes[int(sizes[:first_new].sum()) :])
+    vocab = distinct(hashes[int(sizes[:first_new].sum()) :])
     return column_of(vocab, hashes), len(vocab)
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted: `np.unique(values)` by a sort and a neighbour test.
+
+    NumPy 2.4's `np.unique` finds distinct values through a hash table before sorting them,
+    which for the 2.1 million shingle hashes of a cold cycle takes 0.12 s (1.3-1.6 s for 2.1
+    million random int64); its SIMD sort takes about 0.012 s."""
+    ordered = np.sort(values)
+    if not len(ordered):
+        return ordered
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first]
 
 
 #: Keys looked up per pass of `column_of` (bounds its temporary arrays to a few megabytes).

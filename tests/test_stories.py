@@ -29,6 +29,7 @@ from monitor.stories import (
     best_candidates,
     choose_story,
     column_of,
+    distinct,
     duplicate_roots,
     fingerprints,
     fingerprints_of,
@@ -359,6 +360,17 @@ def test_word_hashes_tell_apart_every_stem_of_the_labelled_set_and_near_misses()
     vocabulary |= {chr(c) for c in range(33, 3000)}
     [hashes] = word_hashes([" ".join(sorted(vocabulary))])
     assert len(set(hashes.tolist())) == len(vocabulary) > 3000
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 300, 5000])
+def test_distinct_gives_the_sorted_distinct_values(size: int) -> None:
+    rng = np.random.default_rng(size)
+    values = rng.integers(-(2**63), 2**63 - 1, size, dtype=np.int64)
+    repeated = np.concatenate([values, values[: size // 2], values[:1]])
+    rng.shuffle(repeated)
+    found = distinct(repeated)
+    assert found.dtype == np.int64
+    assert found.tolist() == sorted(set(repeated.tolist()))
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 300, 5000])
