@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 
 from monitor.settings import EmailChannel, FileChannel, MonitorSettings
-from monitor.store.schema import feeds, items, matches, stories
+from monitor.store.schema import feeds, item_stories, items, matches, stories
 
 NOW = datetime(2025, 3, 14, 7, 0, tzinfo=UTC)
 
@@ -78,11 +78,13 @@ def add_item(
         "first_seen_at": seen,
         "lang": "en",
         "content_hash": hashlib.sha256(title.encode()).hexdigest(),
-        "story_id": story_id,
         "duplicate_of": duplicate_of,
     }
     with engine.begin() as conn:
-        return int(conn.execute(insert(items).values(**row).returning(items.c.id)).scalar_one())
+        item_id = int(conn.execute(insert(items).values(**row).returning(items.c.id)).scalar_one())
+        if story_id is not None:
+            conn.execute(insert(item_stories).values(item_id=item_id, story_id=story_id))
+        return item_id
 
 
 def add_match(

@@ -26,7 +26,7 @@ from monitor import yamlio
 from monitor.service import Monitor
 from monitor.settings import load_config
 from monitor.store import Storage
-from monitor.store.schema import feeds, items, matches, stories
+from monitor.store.schema import feeds, item_stories, items, matches, stories
 from tests.feedserver import FeedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -380,10 +380,15 @@ def test_worker_processes_parse_and_match_like_the_storage_thread(
                     stories.c.terms,
                 )
                 .join(matches, matches.c.item_id == items.c.id)
-                .join(stories, stories.c.id == items.c.story_id)
+                .join(item_stories, item_stories.c.item_id == items.c.id)
+                .join(stories, stories.c.id == item_stories.c.story_id)
                 .order_by(items.c.identity)
             ).all()
-            placed = conn.execute(select(items.c.identity, items.c.story_id)).all()
+            placed = conn.execute(
+                select(items.c.identity, item_stories.c.story_id).outerjoin(
+                    item_stories, item_stories.c.item_id == items.c.id
+                )
+            ).all()
         # Story words taken in the workers place items as the storage thread's own do.
         by_story: dict[int, list[str]] = {}
         for identity, story_id in placed:

@@ -18,7 +18,7 @@ from monitor.settings import FeedSpec
 from monitor.store import Storage, make_engine, require_current, upgrade
 from monitor.store import items as item_rows
 from monitor.store.lock import instance_lock
-from monitor.store.schema import cycles, feeds, items
+from monitor.store.schema import cycles, feeds, item_stories, items
 from monitor.types import FeedUpdateIntent, Item
 
 NOW = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
@@ -249,7 +249,7 @@ def test_any_sequence_of_polls_stores_each_item_once(
 
 
 def test_migrating_twice_changes_nothing(engine: Engine) -> None:
-    assert upgrade(engine) == "0004"
+    assert upgrade(engine) == "0005"
     require_current(engine)
 
 
@@ -326,7 +326,7 @@ def test_the_time_text_migration_rewrites_the_old_forms(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn, conn:
         for statement in old_forms:
             conn.execute(statement)
-    assert upgrade(engine) == "0004"
+    assert upgrade(engine) == "0005"
     engine.dispose()
     times = stored_times(path)
     assert sorted(times["items.published_at"]) == [
@@ -359,7 +359,7 @@ def test_the_story_hashes_migration_goes_down_and_up_again(engine: Engine) -> No
     with engine.begin() as conn:
         command.downgrade(_alembic_config(conn), "0002")
     assert "story_words" in item_columns() and "story_hashes" not in item_columns()
-    assert upgrade(engine) == "0004"
+    assert upgrade(engine) == "0005"
     assert "story_hashes" in item_columns() and "story_words" not in item_columns()
 
 
@@ -481,17 +481,80 @@ def test_a_database_at_revision_0001_with_items_upgrades_and_places_them(db_url:
     old.dispose()
     engine = make_engine(db_url)
     try:
-        assert upgrade(engine) == "0004"
+        assert upgrade(engine) == "0005"
         storage = Storage(engine, StoriesSettings())
         rewrite = item("new", "Istanbul talks on prisoner exchange resume, delegations say")
         storage.save_items(1, [rewrite], [None], NOW)
         assert storage.assign_pending_stories(NOW + timedelta(minutes=1)) == 2
         with engine.connect() as conn:
-            rows = conn.execute(select(items.c.identity, items.c.story_id, items.c.story_hashes))
+            rows = conn.execute(
+                select(items.c.identity, item_stories.c.story_id, items.c.story_hashes).join(
+                    item_stories, item_stories.c.item_id == items.c.id
+                )
+            )
             by_identity = {r.identity: r for r in rows}
         assert by_identity["old"].story_hashes is None
         [taken] = word_hashes([story_words(rewrite.title, rewrite.summary)])
         assert by_identity["new"].story_hashes == packed(taken)
         assert by_identity["old"].story_id == by_identity["new"].story_id is not None
+    finally:
+        engine.dispose()
+
+
+def test_revision_0005_moves_each_items_story_to_item_stories_and_back(db_url: str) -> None:
+    """Stories placed before revision 0005 (in `items.story_id`) keep their members, and a
+    downgrade puts them back."""
+    from alembic import command
+
+    from monitor.store.migrate import APPLICATION_ID, _alembic_config
+    from monitor.store.schema import UtcDateTime, meta
+    from monitor.store.stories import get_story
+
+    at = {"now": NOW}
+    timed = bindparam("now", type_=UtcDateTime())
+    old = make_engine(db_url)
+    with old.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0004")
+        conn.execute(meta.insert().values(key="application", value=APPLICATION_ID))
+        conn.execute(
+            text(
+                "INSERT INTO feeds (url, tags, enabled, interval_s, error_count, created_at) "
+                "VALUES ('https://a.example/rss', '[]', true, 900, 0, :now)"
+            ).bindparams(timed),
+            at,
+        )
+        conn.execute(
+            text(
+                "INSERT INTO stories (id, representative_item_id, first_seen_at, last_seen_at, "
+                "item_count, actors, topics, terms) VALUES (7, 1, :now, :now, 2, '[]', '[]', '[]')"
+            ).bindparams(timed),
+            at,
+        )
+        for n, story in ((1, "7"), (2, "7"), (3, "NULL")):
+            conn.execute(
+                text(
+                    "INSERT INTO items (id, feed_id, identity, title, summary, content, "
+                    f"first_seen_at, lang, content_hash, story_id) VALUES ({n}, 1, 'i{n}', "
+                    f"'Talks {n}', '', '', :now, 'en', 'h{n}', {story})"
+                ).bindparams(timed),
+                at,
+            )
+    old.dispose()
+    engine = make_engine(db_url)
+    try:
+        assert upgrade(engine) == "0005"
+        with engine.connect() as conn:
+            assert sorted(map(tuple, conn.execute(select(item_stories)))) == [(1, 7), (2, 7)]
+            assert (
+                conn.execute(select(items.c.story_id).where(items.c.story_id.is_not(None))).all()
+                == []
+            )
+            kept = get_story(conn, 7)
+            assert kept is not None and [m.item_id for m in kept.members] == [1, 2]
+        with engine.begin() as conn:
+            command.downgrade(_alembic_config(conn), "0004")
+        with engine.connect() as conn:
+            restored = conn.execute(select(items.c.id, items.c.story_id).order_by(items.c.id))
+            assert list(map(tuple, restored)) == [(1, 7), (2, 7), (3, None)]
     finally:
         engine.dispose()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy import insert as sa_insert
 
 from monitor.match import match_record
@@ -16,7 +16,7 @@ from monitor.settings import StoriesSettings
 from monitor.store import Storage
 from monitor.store.engine import make_engine
 from monitor.store.items import insert_items
-from monitor.store.schema import feeds, items, matches, stories
+from monitor.store.schema import feeds, item_stories, items, matches, stories
 from monitor.store.stories import (
     Pending,
     StoryIndex,
@@ -145,9 +145,9 @@ def placed(engine: Engine, ids: Sequence[int]) -> list[Placed]:
         rows = {
             r.id: r
             for r in conn.execute(
-                select(items.c.id, items.c.story_id, items.c.duplicate_of).where(
-                    items.c.id.in_(ids)
-                )
+                select(items.c.id, item_stories.c.story_id, items.c.duplicate_of)
+                .outerjoin(item_stories, item_stories.c.item_id == items.c.id)
+                .where(items.c.id.in_(ids))
             )
         }
         leaders = dict(
@@ -224,7 +224,9 @@ def test_same_story_joined_events_apart_duplicate_linked_across_restart(engine: 
             assert story.first_seen_at == T0 and story.last_seen_at == T0 + timedelta(hours=3)
             assert story.actors == ("lavrov", "ukraine")
             stored = conn.execute(
-                select(items.c.story_id, items.c.duplicate_of).where(items.c.id == c1.item_id)
+                select(item_stories.c.story_id, items.c.duplicate_of)
+                .join(item_stories, item_stories.c.item_id == items.c.id)
+                .where(items.c.id == c1.item_id)
             ).one()
             assert tuple(stored) == (a1.story_id, b1.item_id)
             listed = list_stories(conn, T0 + timedelta(hours=2), limit=10)
@@ -256,7 +258,8 @@ def test_batch_items_cluster_with_each_other(engine: Engine) -> None:
 
 def pending_count(engine: Engine) -> int:
     with engine.connect() as conn:
-        query = select(func.count()).select_from(items).where(items.c.story_id.is_(None))
+        placed = select(item_stories.c.item_id).where(item_stories.c.item_id == items.c.id)
+        query = select(func.count()).select_from(items).where(~placed.exists())
         return int(conn.execute(query).scalar_one())
 
 
@@ -381,7 +384,7 @@ def test_orphans_older_than_the_window_are_left_alone(engine: Engine) -> None:
     [b] = store(engine, "Daily", [make_item("o1", TALKS_B, later)], later)
     assert b.new_story
     with engine.connect() as conn:
-        left = conn.execute(select(items.c.story_id).where(items.c.id == old)).scalar()
+        left = conn.execute(select(item_stories).where(item_stories.c.item_id == old)).first()
     assert left is None
 
 
@@ -407,7 +410,7 @@ def test_kept_index_sees_another_writer_and_a_story_reset(engine: Engine) -> Non
     assert b.item_id in index.window
     # An operator clears the stories of some items: they are placed again.
     with engine.begin() as conn:
-        conn.execute(update(items).where(items.c.id == c.item_id).values(story_id=None))
+        conn.execute(delete(item_stories).where(item_stories.c.item_id == c.item_id))
     with engine.begin() as conn:
         assert assign_pending(conn, index, SETTINGS, later) == 1
 

@@ -23,6 +23,7 @@ from monitor.store.schema import (
     digest_matches,
     digests,
     feeds,
+    item_stories,
     items,
     matches,
     stories,
@@ -122,7 +123,7 @@ def pending_matches(
             items.c.published_at,
             items.c.first_seen_at,
             items.c.feed_id,
-            items.c.story_id,
+            item_stories.c.story_id,
             items.c.duplicate_of,
             feeds.c.name.label("feed_name"),
             feeds.c.title.label("feed_title"),
@@ -130,6 +131,7 @@ def pending_matches(
         )
         .select_from(matches.join(items, items.c.id == matches.c.item_id))
         .join(feeds, feeds.c.id == items.c.feed_id)
+        .outerjoin(item_stories, item_stories.c.item_id == items.c.id)
         .where(~settled)
         .order_by(matches.c.id)
         .limit(limit)
@@ -171,7 +173,7 @@ def _story_members(
     for chunk in _chunks(story_ids):
         rows = conn.execute(
             select(
-                items.c.story_id,
+                item_stories.c.story_id,
                 items.c.title,
                 items.c.url,
                 items.c.first_seen_at,
@@ -179,9 +181,10 @@ def _story_members(
                 feeds.c.title.label("feed_title"),
                 feeds.c.url.label("feed_url"),
             )
-            .select_from(items.join(feeds, feeds.c.id == items.c.feed_id))
-            .where(items.c.story_id.in_(chunk))
-            .order_by(items.c.story_id, items.c.first_seen_at, items.c.id)
+            .select_from(item_stories.join(items, items.c.id == item_stories.c.item_id))
+            .join(feeds, feeds.c.id == items.c.feed_id)
+            .where(item_stories.c.story_id.in_(chunk))
+            .order_by(item_stories.c.story_id, items.c.first_seen_at, items.c.id)
         )
         for r in rows:
             reports = out.setdefault(r.story_id, [])

@@ -115,6 +115,8 @@ items = Table(
     Column("content_hash", String(64), nullable=False),
     #: The earliest stored item with the same canonical URL or content hash, if another.
     Column("duplicate_of", Id, ForeignKey("items.id", ondelete="SET NULL")),
+    #: Retired at revision 0005 (always NULL): an item's story is its `item_stories` row.
+    #: SQLite cannot drop a foreign-key column without copying the whole table.
     Column("story_id", Id, ForeignKey("stories.id", ondelete="SET NULL")),
     #: The shingle hashes story clustering compares (monitor.stories.packed), when taken:
     #: a restart reloads the story window without tokenising or hashing again.
@@ -123,7 +125,6 @@ items = Table(
     Index("ix_items_first_seen_at", "first_seen_at"),
     Index("ix_items_url", "url"),
     Index("ix_items_content_hash", "content_hash"),
-    Index("ix_items_story_id", "story_id"),
 )
 
 matches = Table(
@@ -152,6 +153,23 @@ stories = Table(
     Column("actors", JSON, nullable=False, default=list),
     Column("topics", JSON, nullable=False, default=list),
     Column("terms", JSON, nullable=False, default=list),
+)
+
+#: The story of each placed item; an item without a row has no story yet. Kept apart from
+#: the wide `items` rows, which are written once: placing a cold cycle's 30,000 items appends
+#: small rows here instead of rewriting every page of `items` (docs/decisions.md).
+item_stories = Table(
+    "item_stories",
+    metadata,
+    Column(
+        "item_id",
+        Id,
+        ForeignKey("items.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("story_id", Id, ForeignKey("stories.id", ondelete="CASCADE"), nullable=False),
+    Index("ix_item_stories_story_id", "story_id"),
 )
 
 digests = Table(
