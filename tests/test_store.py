@@ -546,7 +546,9 @@ def test_revision_0005_moves_each_items_story_to_item_stories_and_back(db_url: s
         with engine.connect() as conn:
             assert sorted(map(tuple, conn.execute(select(item_stories)))) == [(1, 7), (2, 7)]
             assert (
-                conn.execute(select(items.c.story_id).where(items.c.story_id.is_not(None))).all()
+                conn.execute(
+                    select(items.c.retired_story_id).where(items.c.retired_story_id.is_not(None))
+                ).all()
                 == []
             )
             kept = get_story(conn, 7)
@@ -554,7 +556,9 @@ def test_revision_0005_moves_each_items_story_to_item_stories_and_back(db_url: s
         with engine.begin() as conn:
             command.downgrade(_alembic_config(conn), "0004")
         with engine.connect() as conn:
-            restored = conn.execute(select(items.c.id, items.c.story_id).order_by(items.c.id))
+            restored = conn.execute(
+                select(items.c.id, items.c.retired_story_id).order_by(items.c.id)
+            )
             assert list(map(tuple, restored)) == [(1, 7), (2, 7), (3, None)]
     finally:
         engine.dispose()

@@ -116,8 +116,9 @@ items = Table(
     #: The earliest stored item with the same canonical URL or content hash, if another.
     Column("duplicate_of", Id, ForeignKey("items.id", ondelete="SET NULL")),
     #: Retired at revision 0005 (always NULL): an item's story is its `item_stories` row.
-    #: SQLite cannot drop a foreign-key column without copying the whole table.
-    Column("story_id", Id, ForeignKey("stories.id", ondelete="SET NULL")),
+    #: SQLite cannot drop a foreign-key column without copying the whole table. Its key
+    #: (`items.c.retired_story_id`) keeps code from reading it by its old name.
+    Column("story_id", Id, ForeignKey("stories.id", ondelete="SET NULL"), key="retired_story_id"),
     #: The shingle hashes story clustering compares (monitor.stories.packed), when taken:
     #: a restart reloads the story window without tokenising or hashing again.
     Column("story_hashes", LargeBinary),

@@ -176,9 +176,9 @@ def _placed(*where: Any) -> Select[Any]:
     return select(*_INDEX_COLUMNS).select_from(_PLACED).where(*where)
 
 
-def _unplaced() -> Any:
-    """The condition "this item has no story yet"."""
-    return ~exists().where(item_stories.c.item_id == items.c.id)
+def _unplaced(rows: Any = items) -> Any:
+    """The condition "this item has no story yet", for `items` or an alias of it."""
+    return ~exists().where(item_stories.c.item_id == rows.c.id)
 
 
 def sync_index(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
@@ -485,7 +485,7 @@ def _duplicate_roots(
         query = (
             select(new.c.id.label("new_id"), other.c.id, other.c.duplicate_of)
             .join(other, and_(other.c[key] == new.c[key], other.c.id != new.c.id))
-            .where(new.c.story_id.is_(None), new.c.first_seen_at >= since)
+            .where(new.c.first_seen_at >= since, _unplaced(new))
         )
         for row in conn.execute(query):
             if row.new_id not in wanted or (key == "content_hash" and row.new_id not in comparable):
