@@ -32,7 +32,7 @@ import numpy as np
 from monitor.settings import StoriesSettings
 from monitor.types import Item
 
-if TYPE_CHECKING:  # SciPy loads for a cycle with stories (`load_decision`), not per command
+if TYPE_CHECKING:  # SciPy loads with the first decision, not with every command (0.1 s)
     from scipy.sparse import csr_matrix
 
 #: Items with fewer shingles than this are too short to be compared or hashed for duplicates.
@@ -118,13 +118,6 @@ class Decision:
     @property
     def starts_story(self) -> bool:
         return self.story_id is None and self.leader_id == self.item_id
-
-
-def load_decision() -> None:
-    """Import what deciding needs (SciPy's sparse matrices, 0.14 s) ahead of the first
-    decision: at the start of a poll cycle it overlaps the first fetches, where at the end
-    of a cold cycle it would add to the one-core assignment pass."""
-    import scipy.sparse  # noqa: F401
 
 
 def fingerprints_of(words: Sequence[str]) -> list[Fingerprint]:

@@ -437,28 +437,3 @@ print(sorted(m for m in ("numpy", "scipy") if m in sys.modules))
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
     )
     assert done.stdout.strip() == "[]", done.stderr
-
-
-@pytest.mark.parametrize("enabled", [True, False])
-def test_a_cycle_with_stories_loads_the_decisions_modules_at_its_start(
-    enabled: bool, tmp_path: Path
-) -> None:
-    """SciPy (0.14 s to import) loads when a cycle with stories starts, overlapping its first
-    fetches, not in the one-core assignment at its end; a cycle without stories never loads it."""
-    code = f"""
-import sys
-from datetime import UTC, datetime
-from monitor.settings import StoriesSettings
-from monitor.store import Storage, make_engine, upgrade
-engine = make_engine("sqlite:///{tmp_path / "monitor.db"}")
-upgrade(engine)
-storage = Storage(engine, StoriesSettings(enabled={enabled}))
-before = "scipy.sparse" in sys.modules
-storage.prepare_stories(datetime.now(UTC))
-print(before, "scipy.sparse" in sys.modules)
-"""
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
-    )
-    assert done.stdout.split() == ["False", str(enabled)], done.stderr

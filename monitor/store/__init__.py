@@ -22,7 +22,7 @@ from monitor.store.stories import (
     load_window,
     pending_records,
 )
-from monitor.stories import STOP_LIKE, load_decision, packed, word_hashes
+from monitor.stories import STOP_LIKE, packed, word_hashes
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchRecord, SaveReport
 
 __all__ = ["Storage", "make_engine", "match_row", "require_current", "upgrade"]
@@ -77,12 +77,10 @@ class Storage:
 
     def prepare_stories(self, now: datetime) -> int:
         """At the start of a cycle: place the items a crash left without a story (as
-        `assign_pending_stories`), and load the story window (if this process has not yet)
-        and the decision's modules, so the cycle's assignment finds them ready; returns how
-        many were placed."""
+        `assign_pending_stories`), and load the story window if this process has not yet,
+        so the cycle's assignment finds it ready; returns how many were placed."""
         placed = self.assign_pending_stories(now)
         if self.stories is not None and self.stories.enabled:
-            load_decision()
             with self.engine.connect() as conn:
                 load_window(conn, self.story_index, self.stories, now)
         return placed
