@@ -354,7 +354,7 @@ def assign_pending(
         pending = _pending(conn, since, hints)
         if not pending:
             return 0
-        _place(conn, pending, rules, now, index, since)
+        _place(conn, pending, rules, now, index)
     except SQLAlchemyError as e:
         raise StorageError(f"cannot assign stories: {e}") from e
     return len(pending)
@@ -423,11 +423,10 @@ def _place(
     rules: StoryRules,
     now: datetime,
     index: StoryIndex,
-    since: datetime,
 ) -> None:
     prints = [Fingerprint(p.hashes) for p in pending]
     comparable = {p.item_id for p, fp in zip(pending, prints, strict=True) if fp.comparable}
-    roots = _duplicate_roots(conn, pending, comparable, since)
+    roots = _duplicate_roots(conn, pending, comparable)
     batch = [
         Prepared(p.item_id, p.appeared_at, fp, roots.get(p.item_id))
         for p, fp in zip(pending, prints, strict=True)
@@ -468,15 +467,17 @@ def _chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 
 
 def _duplicate_roots(
-    conn: Connection, pending: Sequence[Pending], comparable: set[int], since: datetime
+    conn: Connection, pending: Sequence[Pending], comparable: set[int]
 ) -> dict[int, int]:
     """Pending item id → earliest stored item with the same canonical URL or content hash.
 
-    One self-join per key finds, for every pending item (no story, first seen since
-    `since`), the other items sharing its key; only those pairs are read, so a cycle
-    without duplicates reads nothing. Content hashes of items too short to compare are
-    ignored (a bare "Live updates" title is not a duplicate): only ids in `comparable`
-    are linked by content hash."""
+    One self-join per key finds, for every item without a story in the id range of the
+    pending ones (nearly always just them: the newest items), the other items sharing its
+    key; only those pairs are read, so a cycle without duplicates reads nothing. Content
+    hashes of items too short to compare are ignored (a bare "Live updates" title is not a
+    duplicate): only ids in `comparable` are linked by content hash."""
+    if not pending:
+        return {}
     wanted = {p.item_id for p in pending}
     new, other = items.alias("new"), items.alias("other")
     pairs: list[tuple[int, int]] = []
@@ -485,7 +486,7 @@ def _duplicate_roots(
         query = (
             select(new.c.id.label("new_id"), other.c.id, other.c.duplicate_of)
             .join(other, and_(other.c[key] == new.c[key], other.c.id != new.c.id))
-            .where(new.c.first_seen_at >= since, _unplaced(new))
+            .where(new.c.id.between(min(wanted), max(wanted)), _unplaced(new))
         )
         for row in conn.execute(query):
             if row.new_id not in wanted or (key == "content_hash" and row.new_id not in comparable):
