@@ -445,40 +445,41 @@ def test_migrations_produce_exactly_the_schema(engine: Engine) -> None:
     assert diff == []
 
 
-def test_a_database_at_revision_0001_with_items_upgrades_and_places_them(db_url: str) -> None:
-    """Items stored before shingle hashes were kept (NULL) are placed from their text."""
+def _at_revision(db_url: str, revision: str, *statements: str) -> None:
+    """A database of ours migrated only to `revision`, holding one feed (id 1), then
+    `statements` run as they are (`:now` is NOW)."""
     from alembic import command
 
-    from monitor.settings import StoriesSettings
-    from monitor.shingles import story_words
     from monitor.store.migrate import APPLICATION_ID, _alembic_config
     from monitor.store.schema import UtcDateTime, meta
-    from monitor.stories import packed, word_hashes
 
+    feed = (
+        "INSERT INTO feeds (url, tags, enabled, interval_s, error_count, created_at) "
+        "VALUES ('https://a.example/rss', '[]', true, 900, 0, :now)"
+    )
     old = make_engine(db_url)
     with old.begin() as conn:
-        command.upgrade(_alembic_config(conn), "0001")
+        command.upgrade(_alembic_config(conn), revision)
         conn.execute(meta.insert().values(key="application", value=APPLICATION_ID))
-        conn.execute(
-            text(
-                "INSERT INTO feeds (url, tags, enabled, interval_s, error_count, created_at) "
-                "VALUES ('https://a.example/rss', '[]', true, 900, 0, :now)"
-            ).bindparams(bindparam("now", type_=UtcDateTime())),
-            {"now": NOW},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO items (feed_id, identity, url, title, summary, content, "
-                "first_seen_at, lang, content_hash) VALUES (1, 'old', "
-                "'https://a.example/old', :title, :summary, '', :now, 'en', 'h-old')"
-            ).bindparams(bindparam("now", type_=UtcDateTime())),
-            {
-                "title": "Delegations resume Istanbul talks on prisoner exchange",
-                "summary": "Umerov and Medinsky met for two hours in Istanbul.",
-                "now": NOW,
-            },
-        )
+        for sql in (feed, *statements):
+            conn.execute(text(sql).bindparams(bindparam("now", type_=UtcDateTime())), {"now": NOW})
     old.dispose()
+
+
+def test_a_database_at_revision_0001_with_items_upgrades_and_places_them(db_url: str) -> None:
+    """Items stored before shingle hashes were kept (NULL) are placed from their text."""
+    from monitor.settings import StoriesSettings
+    from monitor.shingles import story_words
+    from monitor.stories import packed, word_hashes
+
+    _at_revision(
+        db_url,
+        "0001",
+        "INSERT INTO items (feed_id, identity, url, title, summary, content, first_seen_at, "
+        "lang, content_hash) VALUES (1, 'old', 'https://a.example/old', "
+        "'Delegations resume Istanbul talks on prisoner exchange', "
+        "'Umerov and Medinsky met for two hours in Istanbul.', '', :now, 'en', 'h-old')",
+    )
     engine = make_engine(db_url)
     try:
         assert upgrade(engine) == "0005"
@@ -506,40 +507,20 @@ def test_revision_0005_moves_each_items_story_to_item_stories_and_back(db_url: s
     downgrade puts them back."""
     from alembic import command
 
-    from monitor.store.migrate import APPLICATION_ID, _alembic_config
-    from monitor.store.schema import UtcDateTime, meta
+    from monitor.store.migrate import _alembic_config
     from monitor.store.stories import get_story
 
-    at = {"now": NOW}
-    timed = bindparam("now", type_=UtcDateTime())
-    old = make_engine(db_url)
-    with old.begin() as conn:
-        command.upgrade(_alembic_config(conn), "0004")
-        conn.execute(meta.insert().values(key="application", value=APPLICATION_ID))
-        conn.execute(
-            text(
-                "INSERT INTO feeds (url, tags, enabled, interval_s, error_count, created_at) "
-                "VALUES ('https://a.example/rss', '[]', true, 900, 0, :now)"
-            ).bindparams(timed),
-            at,
-        )
-        conn.execute(
-            text(
-                "INSERT INTO stories (id, representative_item_id, first_seen_at, last_seen_at, "
-                "item_count, actors, topics, terms) VALUES (7, 1, :now, :now, 2, '[]', '[]', '[]')"
-            ).bindparams(timed),
-            at,
-        )
-        for n, story in ((1, "7"), (2, "7"), (3, "NULL")):
-            conn.execute(
-                text(
-                    "INSERT INTO items (id, feed_id, identity, title, summary, content, "
-                    f"first_seen_at, lang, content_hash, story_id) VALUES ({n}, 1, 'i{n}', "
-                    f"'Talks {n}', '', '', :now, 'en', 'h{n}', {story})"
-                ).bindparams(timed),
-                at,
-            )
-    old.dispose()
+    story = (
+        "INSERT INTO stories (id, representative_item_id, first_seen_at, last_seen_at, "
+        "item_count, actors, topics, terms) VALUES (7, 1, :now, :now, 2, '[]', '[]', '[]')"
+    )
+    members = [
+        "INSERT INTO items (id, feed_id, identity, title, summary, content, first_seen_at, "
+        f"lang, content_hash, story_id) VALUES ({n}, 1, 'i{n}', 'Talks {n}', '', '', :now, "
+        f"'en', 'h{n}', {story_id})"
+        for n, story_id in ((1, "7"), (2, "7"), (3, "NULL"))
+    ]
+    _at_revision(db_url, "0004", story, *members)
     engine = make_engine(db_url)
     try:
         assert upgrade(engine) == "0005"
