@@ -3,11 +3,12 @@
 The same event reported by several feeds becomes one story. Each item is reduced to a set of
 shingles (content words of title + summary), kept as 64-bit hashes (`word_hashes`); the
 similarity of two items is the Jaccard similarity of their sets. `best_candidates` compares
-a batch of new items with the placed items of the window (`PlacedWindow`) at once, as
-sparse-matrix products: two items are candidates when they share two shingles that are not
-stop-like in the window (carried by more than `STOP_LIKE` items: "ukraine", "talks"), so the
-cost per item stays bounded however crowded the window is; `choose_story` states the same
-decision for one item, by exact Jaccard similarity.
+a batch of new items with the placed items of the window (`PlacedWindow`) at once, in
+vectorised passes: two items are candidates when they share two shingles that are not
+stop-like in the window (carried by more than `STOP_LIKE` items: "ukraine", "talks"), so
+each shingle of an item meets at most `STOP_LIKE` others and the cost per item stays bounded
+however crowded the window is; `choose_story` states the same decision for one item, by
+exact Jaccard similarity.
 
 The decision asks more similarity the further apart two items appeared: coverage of one event
 clusters within hours, while a follow-up a day later that merely shares actors and vocabulary
@@ -25,15 +26,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from monitor.settings import StoriesSettings
 from monitor.types import Item
-
-if TYPE_CHECKING:  # SciPy loads with the first decision, not with every command (0.1 s)
-    from scipy.sparse import csr_matrix
 
 #: Items with fewer shingles than this are too short to be compared or hashed for duplicates.
 MIN_SHINGLES = 3
@@ -371,21 +368,32 @@ def _follow(
 
 # --- the vectorised candidate choice ------------------------------------------------------
 
-#: Rows of the batch multiplied at once (bounds the memory of one sparse product).
+#: New rows whose candidate pairs are counted at once (bounds the memory of one step).
 ROWS_PER_STEP = 2000
 
 
 @dataclass(frozen=True, slots=True)
 class _Matrix:
-    """Stored candidates then comparable batch items (in processing order) as sparse rows
-    (CSR, 0/1) over the shingles some batch item carries."""
+    """Stored candidates then comparable batch items (in processing order), numbered as
+    nodes, with their shingles as columns (only shingles some batch item carries).
+
+    A node's shingles are either rare (carried by at most `stop_like` nodes: they make
+    candidates) or stop-like (they only count in the similarity). Both are kept as sorted
+    int64 keys, so that the nodes carrying a rare column, and the stop-like columns of a
+    node, are contiguous runs found by binary search."""
 
     nodes: list[Candidate]
     first_new: int
-    #: Non-stop-like shingles, one row per node.
-    rare: csr_matrix
-    #: Stop-like shingles, one row per node.
-    common: csr_matrix
+    #: Rare occurrences as column × len(nodes) + node, sorted: a column's carriers in order.
+    rare_by_column: np.ndarray
+    #: Rare occurrences node after node (ascending nodes), and their columns.
+    rare_node: np.ndarray
+    rare_column: np.ndarray
+    #: Stop-like columns node after node; `common_start[i]` is where node i's begin (one
+    #: entry more than there are nodes).
+    common: np.ndarray
+    common_start: np.ndarray
+    width: int
     sizes: np.ndarray
     hours: np.ndarray
 
@@ -422,26 +430,36 @@ def best_candidates(
 
 
 def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matrix:
-    sizes = np.fromiter(map(len, (n.hashes for n in nodes)), dtype=np.int64, count=len(nodes))
+    count = len(nodes)
+    sizes = np.fromiter(map(len, (n.hashes for n in nodes)), dtype=np.int64, count=count)
     cols, width = _columns([n.hashes for n in nodes], sizes, first_new)
     found = cols >= 0
     crowded = np.bincount(cols[found], minlength=width) > stop_like
     common = found & crowded[cols]  # cols of -1 read the last flag; `found` masks them
+    rare = found & ~common
+    rare_node = np.repeat(np.arange(count, dtype=np.int64), sizes)[rare]
+    rare_column = cols[rare].astype(np.int64)
+    # Where each node's stop-like columns begin: the number of them before its first shingle.
     starts = np.concatenate(([0], np.cumsum(sizes)))
+    common_before = np.zeros(len(cols) + 1, dtype=np.int64)
+    np.cumsum(common, out=common_before[1:])
     epoch = nodes[0].appeared_at
     hours = np.fromiter(
         ((n.appeared_at - epoch).total_seconds() / 3600 for n in nodes),
         dtype=np.float64,
-        count=len(nodes),
+        count=count,
     )
-    shape = (len(nodes), width)
     return _Matrix(
-        list(nodes),
-        first_new,
-        _ones(starts, cols, found & ~common, shape),
-        _ones(starts, cols, common, shape),
-        sizes,
-        hours,
+        nodes=list(nodes),
+        first_new=first_new,
+        rare_by_column=np.sort(rare_column * count + rare_node),
+        rare_node=rare_node,
+        rare_column=rare_column,
+        common=cols[common].astype(np.int64),
+        common_start=common_before[starts],
+        width=width,
+        sizes=sizes,
+        hours=hours,
     )
 
 
@@ -529,44 +547,20 @@ def _probe(table: np.ndarray, vocab: np.ndarray, keys: np.ndarray, mask: np.int6
     return out
 
 
-def _ones(
-    starts: np.ndarray, cols: np.ndarray, keep: np.ndarray, shape: tuple[int, int]
-) -> csr_matrix:
-    """A 0/1 CSR matrix of the shingles where `keep`: row i holds `cols[starts[i]:
-    starts[i + 1]]`. Built straight from that layout, with no row number per shingle and
-    no COO step: a row's offset is the number of kept shingles before its start."""
-    from scipy.sparse import csr_matrix
-
-    index = np.int32 if len(cols) < np.iinfo(np.int32).max else np.int64
-    kept_before = np.zeros(len(keep) + 1, dtype=index)
-    np.cumsum(keep, dtype=index, out=kept_before[1:])
-    indptr = kept_before[starts]
-    del kept_before
-    indices = cols[keep].astype(index, copy=False)
-    # 2-byte ones: a shared count never nears 32,767. It is at most an item's shingle count,
-    # and title + summary (summaries are cut at 5,000 characters) hold far fewer words.
-    return csr_matrix((np.ones(len(indices), dtype=np.int16), indices, indptr), shape=shape)
-
-
 def _best_in_rows(
     m: _Matrix, start: int, stop: int, rules: StoryRules
 ) -> Iterator[tuple[int, int, float]]:
     """(row, best earlier column, similarity) for the rows start..stop that have one."""
-    shared = (m.rare[start:stop] @ m.rare[:stop].T).tocoo()
-    row = shared.row.astype(np.int64) + start
-    col = shared.col.astype(np.int64)
-    count = shared.data.astype(np.int64)
+    row, col, count = _rare_pairs(m, start, stop)
     one_is_enough = (1 + rules.threshold) / rules.threshold
-    keep = (col < row) & ((count >= 2) | (m.sizes[row] + m.sizes[col] <= one_is_enough))
+    keep = (count >= 2) | (m.sizes[row] + m.sizes[col] <= one_is_enough)
     row, col, count = row[keep], col[keep], count[keep]
     gap = np.abs(m.hours[row] - m.hours[col])
     near = gap <= rules.window.total_seconds() / 3600
     row, col, count, gap = row[near], col[near], count[near], gap[near]
     if not len(row):
         return
-    # Stop-like shingles shared, for the candidate pairs only: a row-by-row product.
-    both = np.asarray(m.common[row].multiply(m.common[col]).sum(axis=1)).ravel()
-    total = count + both
+    total = count + _shared_stop_like(m, row, col)
     sim = total / (m.sizes[row] + m.sizes[col] - total)
     margin = sim - (rules.threshold + rules.slope_per_hour * gap)
     ok = margin >= 0
@@ -577,6 +571,59 @@ def _best_in_rows(
     first = np.ones(len(row), dtype=bool)
     first[1:] = row[1:] != row[:-1]
     yield from zip(row[first].tolist(), col[first].tolist(), sim[first].tolist(), strict=True)
+
+
+def _rare_pairs(m: _Matrix, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col, shared rare shingles) for each row in start..stop and each earlier node
+    sharing a rare shingle with it.
+
+    Each rare occurrence (row, column) pairs with the column's carriers numbered below the
+    row: a run of `rare_by_column` ending where (column, row) itself sits. A rare column has
+    at most `stop_like` carriers, so an occurrence yields at most that many pairs; the
+    pairs are then counted by a sort."""
+    n = len(m.nodes)
+    lo, hi = np.searchsorted(m.rare_node, [start, stop])
+    rows, columns = m.rare_node[lo:hi], m.rare_column[lo:hi]
+    base = columns * n
+    first = np.searchsorted(m.rare_by_column, base)
+    earlier = np.searchsorted(m.rare_by_column, base + rows) - first
+    carriers = m.rare_by_column[_runs(first, earlier)] - np.repeat(base, earlier)
+    pairs = np.sort(np.repeat(rows, earlier) * n + carriers)
+    if not len(pairs):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    new_pair = np.ones(len(pairs), dtype=bool)
+    new_pair[1:] = pairs[1:] != pairs[:-1]
+    begins = np.flatnonzero(new_pair)
+    counts = np.diff(np.append(begins, len(pairs)))
+    distinct_pairs = pairs[begins]
+    return distinct_pairs // n, distinct_pairs % n, counts
+
+
+def _shared_stop_like(m: _Matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """How many stop-like shingles each (row, col) pair shares: both nodes' stop-like
+    columns, tagged with the pair's number, sorted; a column both carry shows twice."""
+    number = np.arange(len(row), dtype=np.int64)
+    tagged = [_tagged_columns(m, nodes, number) for nodes in (row, col)]
+    keys = np.sort(np.concatenate(tagged))
+    twice = keys[1:][keys[1:] == keys[:-1]]
+    shared: np.ndarray = np.bincount(twice // m.width, minlength=len(row))
+    return shared
+
+
+def _tagged_columns(m: _Matrix, nodes: np.ndarray, number: np.ndarray) -> np.ndarray:
+    """The stop-like columns of each node, as pair number × width + column."""
+    begins = m.common_start[nodes]
+    lengths = m.common_start[nodes + 1] - begins
+    tagged: np.ndarray = np.repeat(number * m.width, lengths) + m.common[_runs(begins, lengths)]
+    return tagged
+
+
+def _runs(begins: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indices begins[i] .. begins[i] + lengths[i] - 1 of every run, run after run."""
+    total = int(lengths.sum())
+    ends = np.cumsum(lengths)
+    return np.repeat(begins - ends + lengths, lengths) + np.arange(total, dtype=np.int64)
 
 
 # --- exact duplicates ---------------------------------------------------------------------

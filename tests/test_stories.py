@@ -99,12 +99,17 @@ def test_stop_like_shingles_count_in_similarity_but_make_no_candidates() -> None
     assert _best([new], rare, stop_like=3) == {9: 20}
 
 
-def test_vectorised_choice_equals_choose_story_over_the_candidates() -> None:
+@pytest.mark.parametrize(
+    ("seed", "vocabulary", "stop_like"), [(5, 120, 25), (11, 400, 6), (23, 600, 50), (31, 200, 12)]
+)
+def test_vectorised_choice_equals_choose_story_over_the_candidates(
+    seed: int, vocabulary: int, stop_like: int
+) -> None:
     """`best_candidates` against the one-item rule it vectorises, on random overlapping sets:
     candidates are stored items and earlier batch items sharing two non-stop-like shingles
     (or one, for short sets); `choose_story` picks among them."""
-    rng = random.Random(5)
-    words = [f"w{i}" for i in range(120)]
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(vocabulary)]
 
     def item(i: int) -> tuple[int, set[str], datetime]:
         at = T0 + timedelta(hours=rng.randrange(0, 100))
@@ -112,7 +117,6 @@ def test_vectorised_choice_equals_choose_story_over_the_candidates() -> None:
 
     stored = [item(i) for i in range(150)]
     new = [item(i) for i in range(1000, 1250)]
-    stop_like = 25
     got = _best(new, stored, stop_like)
 
     pool = [_candidate(i, 100 + i, w, at) for i, w, at in stored]
@@ -137,7 +141,7 @@ def test_vectorised_choice_equals_choose_story_over_the_candidates() -> None:
         if choice is not None:
             expected[p.item_id] = choice[0].item_id
         pool.append(Candidate(p.item_id, None, p.appeared_at, p.fingerprint.hashes))
-    assert len(expected) > 50
+    assert len(expected) >= 3  # not vacuous
     assert got == expected
 
 
