@@ -437,12 +437,13 @@ def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matr
     crowded = np.bincount(cols[found], minlength=width) > stop_like
     common = found & crowded[cols]  # cols of -1 read the last flag; `found` masks them
     rare = found & ~common
-    rare_node = np.repeat(np.arange(count, dtype=np.int64), sizes)[rare]
-    rare_column = cols[rare].astype(np.int64)
-    # Where each node's stop-like columns begin: the number of them before its first shingle.
     starts = np.concatenate(([0], np.cumsum(sizes)))
-    common_before = np.zeros(len(cols) + 1, dtype=np.int64)
-    np.cumsum(common, out=common_before[1:])
+    rare_at = np.flatnonzero(rare)
+    rare_node = np.searchsorted(starts, rare_at, side="right") - 1
+    rare_column = cols[rare_at].astype(np.int64)
+    # Where each node's stop-like columns begin: the number of them before its first shingle.
+    common_before = np.zeros(len(cols) + 1, dtype=np.int32)
+    np.cumsum(common, dtype=np.int32, out=common_before[1:])
     epoch = nodes[0].appeared_at
     hours = np.fromiter(
         ((n.appeared_at - epoch).total_seconds() / 3600 for n in nodes),
@@ -455,8 +456,8 @@ def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matr
         rare_by_column=np.sort(rare_column * count + rare_node),
         rare_node=rare_node,
         rare_column=rare_column,
-        common=cols[common].astype(np.int64),
-        common_start=common_before[starts],
+        common=cols[common],
+        common_start=common_before[starts].astype(np.int64),
         width=width,
         sizes=sizes,
         hours=hours,
