@@ -368,8 +368,10 @@ def _follow(
 
 # --- the vectorised candidate choice ------------------------------------------------------
 
-#: New rows whose candidate pairs are counted at once (bounds the memory of one step).
+#: New rows whose candidate pairs are counted at once, and how many (rare occurrence, earlier
+#: carrier) pairs at most: together they bound the memory of one step.
 ROWS_PER_STEP = 2000
+PAIRS_PER_STEP = 1 << 21
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,17 +380,20 @@ class _Matrix:
     nodes, with their shingles as columns (only shingles some batch item carries).
 
     A node's shingles are either rare (carried by at most `stop_like` nodes: they make
-    candidates) or stop-like (they only count in the similarity). Both are kept as sorted
-    int64 keys, so that the nodes carrying a rare column, and the stop-like columns of a
-    node, are contiguous runs found by binary search."""
+    candidates) or stop-like (they only count in the similarity). Rare ones are also kept as
+    sorted int64 keys (column × nodes + node), so the carriers of a column are a contiguous
+    run found by binary search; stop-like ones node after node, with each node's offset."""
 
     nodes: list[Candidate]
     first_new: int
     #: Rare occurrences as column × len(nodes) + node, sorted: a column's carriers in order.
     rare_by_column: np.ndarray
-    #: Rare occurrences node after node (ascending nodes), and their columns.
+    #: Rare occurrences node after node (ascending nodes), their columns, where their
+    #: column's carriers begin in `rare_by_column`, and how many of those come before them.
     rare_node: np.ndarray
     rare_column: np.ndarray
+    rare_first: np.ndarray
+    rare_earlier: np.ndarray
     #: Stop-like columns node after node; `common_start[i]` is where node i's begin (one
     #: entry more than there are nodes).
     common: np.ndarray
@@ -422,11 +427,24 @@ def best_candidates(
     nodes = [c for c in stored if len(c.hashes) >= MIN_SHINGLES] + new_nodes
     matrix = _matrix(nodes, len(nodes) - len(new_nodes), stop_like)
     out: dict[int, tuple[Candidate, float]] = {}
-    for start in range(matrix.first_new, len(nodes), ROWS_PER_STEP):
-        stop = min(start + ROWS_PER_STEP, len(nodes))
+    for start, stop in _steps(matrix):
         for row, col, sim in _best_in_rows(matrix, start, stop, rules):
             out[nodes[row].item_id] = (nodes[col], sim)
     return out
+
+
+def _steps(m: _Matrix) -> Iterator[tuple[int, int]]:
+    """The new rows in runs of at most ROWS_PER_STEP rows and (unless one row alone has
+    more) PAIRS_PER_STEP rare pairs, so a step's arrays stay a few megabytes."""
+    pairs = np.bincount(m.rare_node, weights=m.rare_earlier, minlength=len(m.nodes))
+    done = np.cumsum(pairs[m.first_new :])  # rare pairs of the new rows up to each one
+    start = m.first_new
+    while start < len(m.nodes):
+        before = done[start - m.first_new - 1] if start > m.first_new else 0.0
+        fits = int(np.searchsorted(done, before + PAIRS_PER_STEP, side="right")) + m.first_new
+        stop = min(max(fits, start + 1), start + ROWS_PER_STEP, len(m.nodes))
+        yield start, stop
+        start = stop
 
 
 def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matrix:
@@ -450,12 +468,16 @@ def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matr
         dtype=np.float64,
         count=count,
     )
+    rare_by_column = np.sort(rare_column * count + rare_node)
+    rare_first = np.searchsorted(rare_by_column, rare_column * count)
     return _Matrix(
         nodes=list(nodes),
         first_new=first_new,
-        rare_by_column=np.sort(rare_column * count + rare_node),
+        rare_by_column=rare_by_column,
         rare_node=rare_node,
         rare_column=rare_column,
+        rare_first=rare_first,
+        rare_earlier=np.searchsorted(rare_by_column, rare_column * count + rare_node) - rare_first,
         common=cols[common],
         common_start=common_before[starts].astype(np.int64),
         width=width,
@@ -584,10 +606,8 @@ def _rare_pairs(m: _Matrix, start: int, stop: int) -> tuple[np.ndarray, np.ndarr
     pairs are then counted by a sort."""
     n = len(m.nodes)
     lo, hi = np.searchsorted(m.rare_node, [start, stop])
-    rows, columns = m.rare_node[lo:hi], m.rare_column[lo:hi]
-    base = columns * n
-    first = np.searchsorted(m.rare_by_column, base)
-    earlier = np.searchsorted(m.rare_by_column, base + rows) - first
+    rows, base = m.rare_node[lo:hi], m.rare_column[lo:hi] * n
+    first, earlier = m.rare_first[lo:hi], m.rare_earlier[lo:hi]
     carriers = m.rare_by_column[_runs(first, earlier)] - np.repeat(base, earlier)
     pairs = np.sort(np.repeat(rows, earlier) * n + carriers)
     if not len(pairs):

@@ -145,6 +145,26 @@ def test_vectorised_choice_equals_choose_story_over_the_candidates(
     assert got == expected
 
 
+@pytest.mark.parametrize(("rows", "pairs"), [(1, 1), (3, 40), (7, 1)])
+def test_the_choice_does_not_depend_on_how_rows_are_stepped(
+    rows: int, pairs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are taken in steps bounded by rows and by rare pairs (a step holds at least one
+    row); any stepping gives the same choices."""
+    rng = random.Random(17)
+    words = [f"w{i}" for i in range(90)]
+
+    def item(i: int) -> tuple[int, set[str], datetime]:
+        return i, set(rng.sample(words, rng.randint(3, 12))), T0 + timedelta(hours=i % 30)
+
+    stored = [item(i) for i in range(60)]
+    new = [item(i) for i in range(1000, 1120)]
+    expected = _best(new, stored, stop_like=12)
+    monkeypatch.setattr(stories, "ROWS_PER_STEP", rows)
+    monkeypatch.setattr(stories, "PAIRS_PER_STEP", pairs)
+    assert expected and _best(new, stored, stop_like=12) == expected
+
+
 def test_window_evicts_old_items_and_replaying_an_addition_is_harmless() -> None:
     window = PlacedWindow()
     window.add([_candidate(1, 1, TALKS, T0), _candidate(2, 1, TALKS, T0 + timedelta(hours=5))])
