@@ -460,8 +460,9 @@ def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matr
     rare_node = np.searchsorted(starts, rare_at, side="right") - 1
     rare_column = cols[rare_at].astype(np.int64)
     # Where each node's stop-like columns begin: the number of them before its first shingle.
-    common_before = np.zeros(len(cols) + 1, dtype=np.int32)
-    np.cumsum(common, dtype=np.int32, out=common_before[1:])
+    index = np.int32 if len(cols) < np.iinfo(np.int32).max else np.int64
+    common_before = np.zeros(len(cols) + 1, dtype=index)
+    np.cumsum(common, dtype=index, out=common_before[1:])
     epoch = nodes[0].appeared_at
     hours = np.fromiter(
         ((n.appeared_at - epoch).total_seconds() / 3600 for n in nodes),
@@ -622,22 +623,25 @@ def _rare_pairs(m: _Matrix, start: int, stop: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _shared_stop_like(m: _Matrix, row: np.ndarray, col: np.ndarray) -> np.ndarray:
-    """How many stop-like shingles each (row, col) pair shares: both nodes' stop-like
-    columns, tagged with the pair's number, sorted; a column both carry shows twice."""
-    number = np.arange(len(row), dtype=np.int64)
-    tagged = [_tagged_columns(m, nodes, number) for nodes in (row, col)]
-    keys = np.sort(np.concatenate(tagged))
-    twice = keys[1:][keys[1:] == keys[:-1]]
-    shared: np.ndarray = np.bincount(twice // m.width, minlength=len(row))
+    """How many stop-like shingles each (row, col) pair shares. Pairs come grouped by row:
+    each row's stop-like columns are flagged in one array the width of the vocabulary, its
+    candidates' columns looked up there, and the flags cleared again, so the work and the
+    memory grow with the columns read, not with their product."""
+    shared = np.zeros(len(row), dtype=np.int64)
+    flags = np.zeros(m.width, dtype=bool)
+    begins = np.flatnonzero(np.concatenate(([True], row[1:] != row[:-1])))
+    ends = np.append(begins[1:], len(row))
+    for first, last in zip(begins.tolist(), ends.tolist(), strict=True):
+        own = m.common[m.common_start[row[first]] : m.common_start[row[first] + 1]]
+        flags[own] = True
+        others = col[first:last]
+        starts = m.common_start[others]
+        lengths = m.common_start[others + 1] - starts
+        seen = np.concatenate(([0], np.cumsum(flags[m.common[_runs(starts, lengths)]])))
+        bounds = np.concatenate(([0], np.cumsum(lengths)))
+        shared[first:last] = seen[bounds[1:]] - seen[bounds[:-1]]
+        flags[own] = False
     return shared
-
-
-def _tagged_columns(m: _Matrix, nodes: np.ndarray, number: np.ndarray) -> np.ndarray:
-    """The stop-like columns of each node, as pair number × width + column."""
-    begins = m.common_start[nodes]
-    lengths = m.common_start[nodes + 1] - begins
-    tagged: np.ndarray = np.repeat(number * m.width, lengths) + m.common[_runs(begins, lengths)]
-    return tagged
 
 
 def _runs(begins: np.ndarray, lengths: np.ndarray) -> np.ndarray:

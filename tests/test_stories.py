@@ -100,10 +100,11 @@ def test_stop_like_shingles_count_in_similarity_but_make_no_candidates() -> None
 
 
 @pytest.mark.parametrize(
-    ("seed", "vocabulary", "stop_like"), [(5, 120, 25), (11, 400, 6), (23, 600, 50), (31, 200, 12)]
+    ("seed", "vocabulary", "stop_like", "joins"),
+    [(5, 120, 25, 100), (23, 300, 50, 120), (13, 800, 8, 30), (7, 1000, 5, 15)],
 )
 def test_vectorised_choice_equals_choose_story_over_the_candidates(
-    seed: int, vocabulary: int, stop_like: int
+    seed: int, vocabulary: int, stop_like: int, joins: int
 ) -> None:
     """`best_candidates` against the one-item rule it vectorises, on random overlapping sets:
     candidates are stored items and earlier batch items sharing two non-stop-like shingles
@@ -141,7 +142,7 @@ def test_vectorised_choice_equals_choose_story_over_the_candidates(
         if choice is not None:
             expected[p.item_id] = choice[0].item_id
         pool.append(Candidate(p.item_id, None, p.appeared_at, p.fingerprint.hashes))
-    assert len(expected) >= 3  # not vacuous
+    assert len(expected) >= joins  # the case exercises the rule
     assert got == expected
 
 

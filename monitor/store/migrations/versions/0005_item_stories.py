@@ -47,8 +47,9 @@ def upgrade() -> None:
         "INSERT INTO item_stories (item_id, story_id) "
         "SELECT id, story_id FROM items WHERE story_id IS NOT NULL"
     )
-    op.execute("UPDATE items SET story_id = NULL WHERE story_id IS NOT NULL")
+    # The index goes first, so clearing the column does not maintain it row by row.
     op.drop_index("ix_items_story_id", table_name="items")
+    op.execute("UPDATE items SET story_id = NULL WHERE story_id IS NOT NULL")
 
 
 def downgrade() -> None:
