@@ -2,8 +2,8 @@
 
 Parse worker processes are spawned, and a spawned process runs its parent's main module again
 (`multiprocessing.spawn`), here the console script. Were the script to import `monitor.cli` at
-its top, every worker would first import the whole command line (spaCy, SQLAlchemy, SciPy,
-the alerts) before it parses a feed: about 1.3 s of CPU each, measured.
+its top, every worker would first import the whole command line (spaCy, SQLAlchemy, the
+alerts) before it parses a feed: about 1.3 s of CPU each, measured.
 """
 
 from __future__ import annotations

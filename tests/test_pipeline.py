@@ -476,7 +476,7 @@ def test_worker_processes_start_from_either_entry_point(
 def test_workers_run_the_console_script_without_the_command_line() -> None:
     """A spawned worker runs its parent's main module again: from the console script, that
     must not import the command line and what it brings (about 1.3 s of CPU per worker)."""
-    heavy = ("monitor.cli", "spacy", "sqlalchemy", "scipy", "numpy", "alerts", "pydantic")
+    heavy = ("monitor.cli", "spacy", "sqlalchemy", "numpy", "alerts", "pydantic")
     probe = (
         "import runpy, sys\n"
         f"runpy.run_path({str(CONSOLE_SCRIPT)!r}, run_name='__mp_main__')\n"
