@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -444,7 +444,7 @@ def _result(actors: tuple[str, ...], topic_phrases: tuple[str, ...]) -> MatchRes
 def comparable(p: Pending) -> tuple[object, ...]:
     """Every field of a pending record, its hashes as a list (arrays do not compare)."""
     return tuple(
-        getattr(p, f.name).tolist() if f.name == "hashes" else getattr(p, f.name) for f in fields(p)
+        getattr(p, name).tolist() if name == "hashes" else getattr(p, name) for name in p._fields
     )
 
 

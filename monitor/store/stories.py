@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import (
@@ -298,16 +298,16 @@ def _stored_hashes(conn: Connection, rows: Sequence[tuple[int, bytes | None]]) -
 # --- assignment ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A stored item without a story, with what its match found (actors, topics, terms)."""
+class Pending(NamedTuple):
+    """A stored item without a story, with what its match found (actors, topics, terms); a
+    named tuple, made once per new item (see `monitor.stories.Fingerprint`)."""
 
     item_id: int
     url: str | None
     content_hash: str
     appeared_at: datetime
     #: Its shingles, hashed (`Fingerprint.hashes`).
-    hashes: np.ndarray = field(compare=False)
+    hashes: np.ndarray
     actors: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
@@ -320,10 +320,19 @@ class Pending:
         (None: it did not match) and its shingles' `hashes` (None: taken from its text)."""
         if hashes is None:
             [hashes] = word_hashes([story_words(item.title, item.summary)])
-        unmatched = cls(item_id, item.url, item.content_hash, appeared_at(item), hashes)
+        at = appeared_at(item)
         if match is None:
-            return unmatched
-        return replace(unmatched, actors=match.actors, topics=match.topics, terms=match.terms)
+            return cls(item_id, item.url, item.content_hash, at, hashes)
+        return cls(
+            item_id,
+            item.url,
+            item.content_hash,
+            at,
+            hashes,
+            match.actors,
+            match.topics,
+            match.terms,
+        )
 
 
 def pending_records(
