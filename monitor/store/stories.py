@@ -8,8 +8,10 @@ after a crash), in one transaction:
          read back only for items without one)
     → bring the in-memory StoryIndex up to date            (first use: load the window; then
                                                               one primary-key range query)
-    → exact duplicates by canonical URL / content hash      (one self-join per key)
-    → plan_batch decides join-or-start for each item        (pure, monitor.stories)
+    → exact duplicates by canonical URL / content hash      (one self-join per key), while
+      best_candidates finds each item's best candidate     (pure, monitor.stories; in a
+                                                              helper thread, for the numpy)
+    → decide_batch decides join-or-start for each item     (pure, monitor.stories)
     → insert new stories, update touched ones, link items   (executemany)
     → stage the placed items in the StoryIndex              (confirmed at the next call)
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -59,7 +62,9 @@ from monitor.stories import (
     Prepared,
     StoryRules,
     appeared_at,
-    plan_batch,
+    best_candidates,
+    decide_batch,
+    processing_order,
     roots_of_pairs,
     union_sorted,
     unpacked,
@@ -433,30 +438,34 @@ def _place(
     now: datetime,
     index: StoryIndex,
 ) -> None:
-    prints = [Fingerprint(p.hashes) for p in pending]
-    comparable = {p.item_id for p, fp in zip(pending, prints, strict=True) if fp.comparable}
-    roots = _duplicate_roots(conn, pending, comparable)
-    batch = [
-        Prepared(p.item_id, p.appeared_at, fp, roots.get(p.item_id))
-        for p, fp in zip(pending, prints, strict=True)
-    ]
-    batch_ids = {p.item_id for p in batch}
+    batch_ids = {p.item_id for p in pending}
     sync_index(conn, index, now - 2 * rules.window, batch_ids)
-    lower = lower_bound(batch, rules, now)
+    lower = lower_bound(pending, rules, now)
     stored = [c for c in index.window.entries() if c.appeared_at >= lower]
-    outside_roots = {r for r in roots.values() if r not in batch_ids}
-    decisions = plan_batch(
-        batch, {0: stored}, _story_ids(conn, outside_roots), rules, index.window.stop_like
-    )
+    prepared = [Prepared(p.item_id, p.appeared_at, Fingerprint(p.hashes)) for p in pending]
+    ordered = processing_order(prepared)
+    # The candidates are found (numpy, mostly without the GIL) in a helper thread while
+    # this one looks up the exact duplicates (SQLite, without the GIL while it steps).
+    with ThreadPoolExecutor(1, thread_name_prefix="monitor-stories") as helper:
+        found = helper.submit(best_candidates, ordered, stored, rules, index.window.stop_like)
+        comparable = {p.item_id for p in pending if len(p.hashes) >= MIN_SHINGLES}
+        roots = _duplicate_roots(conn, pending, comparable)
+        outside_roots = {r for r in roots.values() if r not in batch_ids}
+        duplicate_story = _story_ids(conn, outside_roots)
+        best = found.result()
+    batch = [
+        p._replace(duplicate_of=roots[p.item_id]) if p.item_id in roots else p for p in prepared
+    ]
+    decisions = decide_batch(batch, best, duplicate_story)
     story_of = _apply(conn, pending, decisions)
     index.stage(
-        Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.fingerprint.hashes)
-        for p in batch
-        if p.fingerprint.comparable
+        Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.hashes)
+        for p in pending
+        if len(p.hashes) >= MIN_SHINGLES
     )
 
 
-def lower_bound(batch: Sequence[Prepared], rules: StoryRules, now: datetime) -> datetime:
+def lower_bound(batch: Sequence[Pending], rules: StoryRules, now: datetime) -> datetime:
     """Oldest appearance a stored candidate may have: a window before the batch's oldest item,
     but never more than two windows before `now` (a backfill of old items does not make the
     lookup scan history; such items only meet recent ones and each other)."""
