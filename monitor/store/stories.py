@@ -304,8 +304,9 @@ def _stored_hashes(conn: Connection, rows: Sequence[tuple[int, bytes | None]]) -
 
 
 class Pending(NamedTuple):
-    """A stored item without a story, with what its match found (actors, topics, terms); a
-    named tuple, made once per new item (see `monitor.stories.Fingerprint`)."""
+    """A stored item without a story, with what its match found (actors, topics, terms,
+    each sorted and once: `canonical`); a named tuple, made once per new item (see
+    `monitor.stories.Fingerprint`)."""
 
     item_id: int
     url: str | None
@@ -334,9 +335,9 @@ class Pending(NamedTuple):
             item.content_hash,
             at,
             hashes,
-            match.actors,
-            match.topics,
-            match.terms,
+            canonical(match.actors),
+            canonical(match.topics),
+            canonical(match.terms),
         )
 
 
@@ -411,9 +412,9 @@ def _read_pending(conn: Connection, ids: Sequence[int]) -> list[Pending]:
             r.content_hash,
             _appeared(r.published_at, r.first_seen_at),
             h,
-            tuple(r.actors or ()),
-            tuple(r.topics or ()),
-            topic_terms(r.evidence),
+            canonical(r.actors or ()),
+            canonical(r.topics or ()),
+            canonical(topic_terms(r.evidence)),
         )
         for r, h in zip(rows, hashes, strict=True)
     ]
@@ -538,11 +539,15 @@ def _apply(
     """Write the decisions: new stories, merged ones, item links; item id → story id."""
     by_id = {p.item_id: p for p in pending}
     keys = [_key(d) for d in decisions]
-    groups: dict[StoryKey, list[int]] = defaultdict(list)
+    groups: dict[StoryKey, list[Pending]] = {}
     for d, key in zip(decisions, keys, strict=True):
-        groups[key].append(d.item_id)
-    story_of = _insert_new_stories(conn, groups, by_id)
-    story_of.update(_update_old_stories(conn, groups, by_id))
+        members = groups.get(key)
+        if members is None:
+            groups[key] = [by_id[d.item_id]]
+        else:
+            members.append(by_id[d.item_id])
+    story_of = _insert_new_stories(conn, groups)
+    story_of.update(_update_old_stories(conn, groups))
     linked = [
         (story_of[k], d.duplicate_of, d.item_id) for d, k in zip(decisions, keys, strict=True)
     ]
@@ -589,18 +594,10 @@ _STORY_COLUMNS = (
 def _aggregate(members: Sequence[Pending]) -> tuple[Any, ...]:
     """Story columns (`_STORY_COLUMNS`) computed from a group of new members
     (representative: the earliest); the JSON lists as tuples (hashable: `executemany`)."""
-    if len(members) == 1:  # most stories, in a cold cycle
+    if len(members) == 1:  # most stories, in a cold cycle; its lists are sorted already
         [only] = members
         at = only.appeared_at
-        return (
-            only.item_id,
-            at,
-            at,
-            1,
-            _sorted(only.actors),
-            _sorted(only.topics),
-            _sorted(only.terms),
-        )
+        return (only.item_id, at, at, 1, only.actors, only.topics, only.terms)
     first = min(members, key=lambda p: (p.appeared_at, p.item_id))
     return (
         first.item_id,
@@ -613,22 +610,21 @@ def _aggregate(members: Sequence[Pending]) -> tuple[Any, ...]:
     )
 
 
-def _sorted(values: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(sorted(set(values))) if len(values) > 1 else values
+def canonical(values: Iterable[str]) -> tuple[str, ...]:
+    """Values sorted, each once: how a pending item holds its actors, topics and terms, so a
+    story of one item takes them as they are."""
+    return tuple(sorted(set(values)))
 
 
 def _insert_new_stories(
-    conn: Connection, groups: Mapping[StoryKey, list[int]], by_id: Mapping[int, Pending]
+    conn: Connection, groups: Mapping[StoryKey, list[Pending]]
 ) -> dict[StoryKey, int]:
     keys = [k for k in groups if k[0] == "new"]
     if not keys:
         return {}
     ids = _new_story_ids(conn, len(keys))
     names = ("id", *_STORY_COLUMNS)
-    rows = [
-        (story_id, *_aggregate([by_id[i] for i in groups[k]]))
-        for k, story_id in zip(keys, ids, strict=True)
-    ]
+    rows = [(story_id, *_aggregate(groups[k])) for k, story_id in zip(keys, ids, strict=True)]
     if conn.dialect.name == "sqlite":
         statement = insert(stories).values({n: bindparam(n) for n in names})
         executemany(conn, statement, names, rows, {n: stories.c[n].type for n in names})
@@ -652,7 +648,7 @@ def _new_story_ids(conn: Connection, count: int) -> list[int]:
 
 
 def _update_old_stories(
-    conn: Connection, groups: Mapping[StoryKey, list[int]], by_id: Mapping[int, Pending]
+    conn: Connection, groups: Mapping[StoryKey, list[Pending]]
 ) -> dict[StoryKey, int]:
     ids = [k[1] for k in groups if k[0] == "stored"]
     if not ids:
@@ -664,8 +660,7 @@ def _update_old_stories(
         )
     rows = []
     for story_id in ids:
-        members = [by_id[i] for i in groups[("stored", story_id)]]
-        added = dict(zip(_STORY_COLUMNS, _aggregate(members), strict=True))
+        added = dict(zip(_STORY_COLUMNS, _aggregate(groups[("stored", story_id)]), strict=True))
         rows.append(_merged(current[story_id], added) | {"b_id": story_id})
     conn.execute(
         update(stories)
