@@ -488,3 +488,22 @@ def test_storage_takes_the_stop_like_limit_from_settings(engine: Engine) -> None
     storage = Storage(engine, StoriesSettings(stop_like=120))
     assert storage.story_index.window.stop_like == 120
     assert Storage(engine, None).story_index.window.stop_like == SETTINGS.stop_like
+
+
+@pytest.mark.parametrize("from_hints", [True, False], ids=["hints", "read-back"])
+def test_a_story_of_one_item_lists_its_actors_and_terms_sorted_and_once(
+    engine: Engine, from_hints: bool
+) -> None:
+    storage = Storage(engine, SETTINGS)
+    with engine.begin() as conn:
+        feed_id = add_feed(conn, "Wire")
+    result = _result(("zelensky", "lavrov", "zelensky"), ("Truce", "istanbul talks", "truce"))
+    storage.save_items(feed_id, [make_item("s1", TALKS_A, T0)], [match_record(result)], T0)
+    if not from_hints:
+        storage.story_index.hints.clear()
+    assert storage.assign_pending_stories(T0 + timedelta(hours=1)) == 1
+    with engine.connect() as conn:
+        row = conn.execute(select(stories)).one()
+    assert row.item_count == 1
+    assert row.actors == ["lavrov", "zelensky"]
+    assert row.terms == ["istanbul talks", "truce"]
