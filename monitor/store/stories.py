@@ -658,32 +658,40 @@ def _update_old_stories(
         current.update(
             {r.id: r for r in conn.execute(select(stories).where(stories.c.id.in_(chunk)))}
         )
-    rows = []
-    for story_id in ids:
-        added = dict(zip(_STORY_COLUMNS, _aggregate(groups[("stored", story_id)]), strict=True))
-        rows.append(_merged(current[story_id], added) | {"b_id": story_id})
-    conn.execute(
+    rows = [
+        (*_merged(current[story_id], _aggregate(groups[("stored", story_id)])), story_id)
+        for story_id in ids
+    ]
+    names = tuple(f"b_{c}" for c in (*_STORY_COLUMNS, "id"))
+    statement = (
         update(stories)
         .where(stories.c.id == bindparam("b_id"))
-        .values({c: bindparam(f"b_{c}") for c in _STORY_COLUMNS}),
-        [{("b_" + k if k in _STORY_COLUMNS else k): v for k, v in row.items()} for row in rows],
+        .values({c: bindparam(f"b_{c}") for c in _STORY_COLUMNS})
     )
+    if conn.dialect.name == "sqlite":
+        # Driver-level, as the inserts: through the Core, the per-row parameter handling
+        # of 29,550 updates (a cycle whose items all copy stored ones) took 2.1 s.
+        types = {f"b_{c}": stories.c[c].type for c in _STORY_COLUMNS}
+        executemany(conn, statement, names, rows, types)
+    else:
+        conn.execute(statement, [dict(zip(names, r, strict=True)) for r in rows])
     return {("stored", i): i for i in ids}
 
 
-def _merged(row: Any, added: Mapping[str, Any]) -> dict[str, Any]:
-    earlier = added["first_seen_at"] < row.first_seen_at or row.representative_item_id is None
-    return {
-        "representative_item_id": (
-            added["representative_item_id"] if earlier else row.representative_item_id
-        ),
-        "first_seen_at": min(row.first_seen_at, added["first_seen_at"]),
-        "last_seen_at": max(row.last_seen_at, added["last_seen_at"]),
-        "item_count": row.item_count + added["item_count"],
-        "actors": union_sorted(row.actors or (), added["actors"]),
-        "topics": union_sorted(row.topics or (), added["topics"]),
-        "terms": union_sorted(row.terms or (), added["terms"]),
-    }
+def _merged(row: Any, added: Sequence[Any]) -> tuple[Any, ...]:
+    """A stored story's columns (`_STORY_COLUMNS`) with those `_aggregate` computed for its
+    new members merged in (JSON lists as tuples, as `_aggregate` gives them)."""
+    representative, first_seen, last_seen, count, actors, topics, terms = added
+    earlier = first_seen < row.first_seen_at or row.representative_item_id is None
+    return (
+        representative if earlier else row.representative_item_id,
+        min(row.first_seen_at, first_seen),
+        max(row.last_seen_at, last_seen),
+        row.item_count + count,
+        tuple(union_sorted(row.actors or (), actors)),
+        tuple(union_sorted(row.topics or (), topics)),
+        tuple(union_sorted(row.terms or (), terms)),
+    )
 
 
 # --- listing ------------------------------------------------------------------------------
