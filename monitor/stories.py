@@ -72,7 +72,8 @@ class Fingerprint(NamedTuple):
 
     This record and the others made once per item of a batch (`Prepared`, `Candidate`,
     `Decision`, and the store's `Pending`) are named tuples: as immutable as frozen
-    dataclasses, and made in a third of the time (docs/decisions.md, "Per-item records")."""
+    dataclasses, and made in a third of the time (docs/decisions.md, "The end-of-cycle pass
+    on two threads, with lighter records")."""
 
     hashes: np.ndarray
 
