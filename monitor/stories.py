@@ -333,22 +333,24 @@ def plan_batch(
     of a stored duplicate root (None: it has none).
     """
     pooled = {c.item_id: c for group in candidates.values() for c in group}
-    best = best_candidates(processing_order(batch), list(pooled.values()), rules, stop_like)
-    return decide_batch(batch, best, duplicate_story)
+    ordered = processing_order(batch)
+    best = best_candidates(ordered, list(pooled.values()), rules, stop_like)
+    placed = decide_in_order(ordered, best, duplicate_story)
+    return [placed[p.item_id] for p in batch]
 
 
-def decide_batch(
-    batch: Sequence[Prepared],
+def decide_in_order(
+    ordered: Sequence[Prepared],
     best: Mapping[int, tuple[Candidate, float]],
     duplicate_story: Mapping[int, int | None],
-) -> list[Decision]:
-    """`plan_batch`'s decisions from the best candidates it found (`best_candidates` of the
-    batch in processing order): the part that needs the exact duplicates, so a caller can
-    look those up while the candidates are being found."""
+) -> dict[int, Decision]:
+    """`plan_batch`'s decision for each item (by id) of a batch in processing order, from
+    the best candidates found for it (`best_candidates`): the part that needs the exact
+    duplicates, so a caller can look those up while the candidates are being found."""
     placed: dict[int, Decision] = {}
-    for new in processing_order(batch):
+    for new in ordered:
         placed[new.item_id] = _decide_one(new, best.get(new.item_id), placed, duplicate_story)
-    return [placed[p.item_id] for p in batch]
+    return placed
 
 
 def _decide_one(
