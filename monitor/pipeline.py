@@ -69,7 +69,7 @@ class SaveUnit(Protocol):
         items: Sequence[Item],
         matches: Sequence[MatchRecord | None],
         now: datetime,
-        story_words: Sequence[str | None] | None = None,
+        shingles: Sequence[bytes | str] | None = None,
     ) -> SaveReport: ...
 
 
@@ -123,8 +123,8 @@ class ParseOutcome:
     #: When a worker matched the items: what is stored of each one's match (None where it
     #: did not match). None leaves matching to the caller.
     matches: tuple[MatchRecord | None, ...] | None = None
-    #: One per item when asked for: the words story clustering compares (`story_words`).
-    story_words: tuple[str, ...] | None = None
+    #: One per item when asked for: what story clustering compares (`story_shingles`).
+    shingles: tuple[bytes | str, ...] | None = None
     #: Entries left out before normalising because the feed had stored them already.
     known_left_out: int = 0
 
@@ -141,14 +141,14 @@ def parse_and_normalise(
     known: Callable[[Sequence[str]], set[str]] | None = None,
 ) -> ParseOutcome:
     """Bytes in, normalised items (or the reason the body is not a usable feed) out; with a
-    `watchlist`, the items are matched too, and with `stories` their story words are taken
+    `watchlist`, the items are matched too, and with `stories` their story shingles are taken
     (both in a worker process, off the storage thread). With `known` (which of these
     identities the feed has stored), entries already stored are left out before normalising
     where their identity can be told early (`entry_identities`): a steady cycle's changed
     feeds bring a few new entries among many known ones."""
     from monitor.normalize import entry_identities, normalize_entries
     from monitor.parse import parse_feed
-    from monitor.shingles import story_words
+    from monitor.shingles import story_shingles
 
     try:
         parsed = parse_feed(body, url=url, headers=headers)
@@ -169,8 +169,8 @@ def parse_and_normalise(
         ttl_min=parsed.ttl_min,
         warnings=tuple(warnings),
         matches=tuple(map(matcher.record, normalised.items)) if matcher else None,
-        story_words=(
-            tuple(story_words(i.title, i.summary) for i in normalised.items) if stories else None
+        shingles=(
+            tuple(story_shingles(i.title, i.summary) for i in normalised.items) if stories else None
         ),
         known_left_out=len(skip),
     )
@@ -647,8 +647,8 @@ def _store(
     if not kept:
         return SaveReport(0, 0)
     new = [parsed.items[k] for k in kept]
-    story_words = [parsed.story_words[k] for k in kept] if parsed.story_words else None
-    return unit.save_items(feed.id, new, _matches(deps, parsed, kept, new), now, story_words)
+    shingles = [parsed.shingles[k] for k in kept] if parsed.shingles else None
+    return unit.save_items(feed.id, new, _matches(deps, parsed, kept, new), now, shingles)
 
 
 def _matches(

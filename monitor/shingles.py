@@ -2,7 +2,9 @@
 
 Kept apart from monitor/stories.py so that the parse workers, which take each item's story
 words, do not import numpy (measured with SciPy, which the decision used then: 0.34 s of
-CPU and 24 MB in each worker process).
+CPU and 24 MB in each worker process). Where the optional compiled module was built
+(`monitor._shinglehash`), `story_shingles` takes an item's words and hashes them in one C
+pass, with the same result as the Python path here and `monitor.stories.word_hashes`.
 """
 
 from __future__ import annotations
@@ -77,3 +79,34 @@ def story_words(title: str, summary: str) -> str:
     process sends, hashed when the item is saved (`monitor.stories.word_hashes`) and stored
     as `items.story_hashes`."""
     return " ".join(dict.fromkeys(content_words(f"{title}\n{summary}")))
+
+
+#: The compiled hasher, or None where the module was not built.
+_HASHER: _shinglehash.Hasher | None
+try:
+    from monitor import _shinglehash
+except ImportError:  # installed without a C compiler: the Python path
+    _HASHER = None
+else:
+    _HASHER = _shinglehash.Hasher(sorted(_STOPWORDS), STEM_CHARS)
+
+
+def compiled() -> bool:
+    """Whether story shingles are taken by the compiled module."""
+    return _HASHER is not None
+
+
+def story_shingles(title: str, summary: str) -> bytes | str:
+    """An item's shingles as a worker sends them: hashed and packed as `items.story_hashes`
+    stores them (bytes) where the compiled module is built, else its `story_words` (str),
+    hashed in bulk when saved (`monitor.stories.shingle_hashes` reads both).
+
+    The compiled module tokenises ASCII text itself (6 times faster than `story_words` and
+    the hashing together, docs/decisions.md); other text is casefolded and stripped of
+    accents here, and only its words are hashed in C."""
+    if _HASHER is None:
+        return story_words(title, summary)
+    taken = _HASHER.story(title, summary)
+    if taken is None:
+        return _shinglehash.word_hashes(story_words(title, summary))
+    return taken

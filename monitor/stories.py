@@ -148,6 +148,14 @@ def fingerprints(sets: Iterable[Iterable[str]]) -> list[Fingerprint]:
     return fingerprints_of([" ".join(dict.fromkeys(s)) for s in sets])
 
 
+def shingle_hashes(taken: Sequence[bytes | str]) -> list[np.ndarray]:
+    """Each item's shingle hashes from what `monitor.shingles.story_shingles` gave: packed
+    hashes read in place, story words hashed here in bulk (`word_hashes`)."""
+    words = [t for t in taken if isinstance(t, str)]
+    hashed = iter(word_hashes(words))
+    return [np.frombuffer(t, dtype=PACKED) if isinstance(t, bytes) else next(hashed) for t in taken]
+
+
 #: Texts hashed per numpy pass (bounds the temporary arrays to a few megabytes).
 HASH_CHUNK = 2000
 

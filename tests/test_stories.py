@@ -442,8 +442,8 @@ def test_word_hashes_take_any_string_without_raising() -> None:
     assert [len(h) for h in word_hashes(texts)] == [3, 2, 1]
 
 
-def test_a_parse_worker_takes_story_words_without_numpy() -> None:
-    """Workers import what `parse_and_normalise` needs; story words must not pull in the
+def test_a_parse_worker_takes_story_shingles_without_numpy() -> None:
+    """Workers import what `parse_and_normalise` needs; story shingles must not pull in the
     decision's numpy."""
     code = """
 import sys
@@ -454,7 +454,7 @@ rss = b'<rss version="2.0"><channel><title>t</title><item><guid>1</guid>' \\
       b'</channel></rss>'
 now = datetime.now(UTC)
 out = parse_and_normalise(rss, "http://example.org/f", {}, now, 10, None, stories=True)
-assert out.story_words and out.story_words[0], out
+assert out.shingles and out.shingles[0], out
 print("numpy" in sys.modules)
 """
     root = Path(__file__).resolve().parent.parent

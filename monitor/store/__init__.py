@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from monitor.settings import FeedSpec, StoriesSettings
-from monitor.shingles import story_words
+from monitor.shingles import story_shingles
 from monitor.store import feeds as feed_rows
 from monitor.store import items as item_rows
 from monitor.store.engine import make_engine
@@ -22,7 +22,7 @@ from monitor.store.stories import (
     load_window,
     pending_records,
 )
-from monitor.stories import STOP_LIKE, packed, word_hashes
+from monitor.stories import STOP_LIKE, packed, shingle_hashes
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchRecord, SaveReport
 
 __all__ = ["Storage", "make_engine", "match_row", "require_current", "upgrade"]
@@ -58,11 +58,11 @@ class Storage:
         items: Sequence[Item],
         matches: Sequence[MatchRecord | None],
         now: datetime,
-        story_words: Sequence[str | None] | None = None,
+        shingles: Sequence[bytes | str] | None = None,
     ) -> SaveReport:
         """Store new items and their matches in one transaction (`SaveBatch.save_items`)."""
         with self.saving() as batch:
-            return batch.save_items(feed_id, items, matches, now, story_words)
+            return batch.save_items(feed_id, items, matches, now, shingles)
 
     @contextmanager
     def saving(self) -> Iterator[SaveBatch]:
@@ -128,12 +128,12 @@ class SaveBatch:
         items: Sequence[Item],
         matches: Sequence[MatchRecord | None],
         now: datetime,
-        story_words: Sequence[str | None] | None = None,
+        shingles: Sequence[bytes | str] | None = None,
     ) -> SaveReport:
         """Store new items and their matches (None for an item that did not match); stories
-        come later, in batches (`Storage.assign_pending_stories`), from the items' shingles,
-        hashed here; `story_words`, when a worker took them, save taking them here."""
-        hashes = word_hashes(_story_words(items, story_words)) if self._stories_on else None
+        come later, in batches (`Storage.assign_pending_stories`), from the items' shingles:
+        `shingles` as a worker took them (`story_shingles`), else taken here."""
+        hashes = shingle_hashes(_shingles(items, shingles)) if self._stories_on else None
         stored = [packed(h) for h in hashes] if hashes is not None else None
         ids = item_rows.insert_items(self._conn, feed_id, items, stored)
         match_rows = [
@@ -152,13 +152,11 @@ class SaveBatch:
         return SaveReport(len(ids), new_matches)
 
 
-def _story_words(items: Sequence[Item], taken: Sequence[str | None] | None) -> list[str]:
-    """Each item's story words: as a worker took them, else taken here."""
-    given = taken if taken is not None else [None] * len(items)
-    return [
-        w if w is not None else story_words(i.title, i.summary)
-        for i, w in zip(items, given, strict=True)
-    ]
+def _shingles(items: Sequence[Item], taken: Sequence[bytes | str] | None) -> Sequence[bytes | str]:
+    """Each item's story shingles: as a worker took them, else taken here."""
+    if taken is not None:
+        return taken
+    return [story_shingles(i.title, i.summary) for i in items]
 
 
 def match_row(item_id: int, match: MatchRecord, now: datetime) -> dict[str, Any]:

@@ -49,7 +49,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StorageError
 from monitor.settings import StoriesSettings
-from monitor.shingles import story_words
+from monitor.shingles import story_shingles
 from monitor.store.bulk import executemany
 from monitor.store.schema import UtcDateTime, feeds, item_stories, items, matches, stories
 from monitor.stories import (
@@ -66,9 +66,9 @@ from monitor.stories import (
     decide_in_order,
     processing_order,
     roots_of_pairs,
+    shingle_hashes,
     union_sorted,
     unpacked,
-    word_hashes,
 )
 from monitor.types import Item, MatchRecord
 
@@ -294,7 +294,7 @@ def _stored_hashes(conn: Connection, rows: Sequence[tuple[int, bytes | None]]) -
     for chunk in _chunks(sorted(missing)):
         query = select(items.c.id, items.c.title, items.c.summary).where(items.c.id.in_(chunk))
         texts = conn.execute(query).all()
-        taken = word_hashes([story_words(title, summary) for _, title, summary in texts])
+        taken = shingle_hashes([story_shingles(title, summary) for _, title, summary in texts])
         for (item_id, _, _), hashes in zip(texts, taken, strict=True):
             out[missing[item_id]] = hashes
     return out
@@ -325,7 +325,7 @@ class Pending(NamedTuple):
         """The record `_pending` would read back for an item just stored with its match
         (None: it did not match) and its shingles' `hashes` (None: taken from its text)."""
         if hashes is None:
-            [hashes] = word_hashes([story_words(item.title, item.summary)])
+            [hashes] = shingle_hashes([story_shingles(item.title, item.summary)])
         at = appeared_at(item)
         if match is None:
             return cls(item_id, item.url, item.content_hash, at, hashes)

@@ -1,0 +1,379 @@
+/* Story shingles, compiled: the content words of an item hashed in one pass over its text.
+ *
+ * The reference is Python: monitor.shingles.story_words (the words) and
+ * monitor.stories.word_hashes (their 64-bit hashes). This module gives the same hashes, in the
+ * same order, packed as items.story_hashes stores them (little-endian int64), without making a
+ * Python string per word:
+ *
+ *   Hasher(stopwords, stem_chars).story(title, summary) -> bytes | None
+ *       the packed hashes of story_words(title, summary), or None when the text is not ASCII
+ *       (casefolding and accents are left to the Python side);
+ *   word_hashes(text) -> bytes
+ *       the packed hashes of the whitespace-separated words of any text.
+ *
+ * A word's hash: the sum of its code points times one odd 64-bit multiplier per position,
+ * xor-ed with its length times the golden ratio, through SplitMix64's finaliser. Arithmetic
+ * wraps modulo 2**64, as numpy's uint64 does.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define GOLDEN UINT64_C(0x9E3779B97F4A7C15)
+/* Multipliers kept ready; a longer word computes the rest as it goes. */
+#define KEPT_MULTIPLIERS 64
+/* Longest stem the ASCII path can hold in one 64-bit key (7 bytes and a length byte). */
+#define MAX_STEM 7
+/* Stopword table slots (a power of two, at least twice the stopwords). */
+#define STOP_SLOTS_MIN 64
+
+static uint64_t mix(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return x ^ (x >> 31);
+}
+
+static uint64_t multipliers[KEPT_MULTIPLIERS];
+
+static uint64_t multiplier(Py_ssize_t position)
+{
+    if (position < KEPT_MULTIPLIERS) {
+        return multipliers[position];
+    }
+    return mix((uint64_t)position + 1) | 1;
+}
+
+static uint64_t finish(uint64_t summed, Py_ssize_t length)
+{
+    return mix(summed ^ ((uint64_t)length * GOLDEN));
+}
+
+static void put_le64(unsigned char *out, uint64_t value)
+{
+    for (int i = 0; i < 8; i++) {
+        out[i] = (unsigned char)(value >> (8 * i));
+    }
+}
+
+/* --- word_hashes ------------------------------------------------------------------------ */
+
+PyDoc_STRVAR(word_hashes_doc,
+"word_hashes(text, /)\n--\n\n"
+"The 64-bit hashes of the whitespace-separated words of `text`, in order, packed as\n"
+"little-endian int64 (`monitor.stories.word_hashes` for one text). A character at or below\n"
+"U+0020 separates words.");
+
+static PyObject *word_hashes(PyObject *module, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "word_hashes() needs a str, not %.80s",
+                     Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    /* At most one word per two characters, plus one. */
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 8 * (length / 2 + 1));
+    if (out == NULL) {
+        return NULL;
+    }
+    unsigned char *cursor = (unsigned char *)PyBytes_AS_STRING(out);
+    Py_ssize_t words = 0, position = 0;
+    uint64_t summed = 0;
+    for (Py_ssize_t i = 0; i <= length; i++) {
+        Py_UCS4 code = i < length ? PyUnicode_READ(kind, data, i) : 0;
+        if (code > 32) {
+            summed += (uint64_t)code * multiplier(position);
+            position++;
+        }
+        else if (position > 0) {
+            put_le64(cursor + 8 * words, finish(summed, position));
+            words++;
+            summed = 0;
+            position = 0;
+        }
+    }
+    if (_PyBytes_Resize(&out, 8 * words) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+/* --- Hasher ----------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t stem_chars;
+    /* Stopwords, lower-case ASCII, in an open-addressing table of `slots` entries. */
+    Py_ssize_t slots;
+    char **stop_text;
+    Py_ssize_t *stop_length;
+} Hasher;
+
+static uint64_t bytes_key(const char *word, Py_ssize_t length)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (Py_ssize_t i = 0; i < length; i++) {
+        h = (h ^ (unsigned char)word[i]) * UINT64_C(1099511628211);
+    }
+    return h;
+}
+
+static int is_stopword(const Hasher *self, const char *word, Py_ssize_t length)
+{
+    Py_ssize_t mask = self->slots - 1;
+    for (Py_ssize_t slot = (Py_ssize_t)(bytes_key(word, length) & (uint64_t)mask);;
+         slot = (slot + 1) & mask) {
+        if (self->stop_text[slot] == NULL) {
+            return 0;
+        }
+        if (self->stop_length[slot] == length && memcmp(self->stop_text[slot], word, length) == 0) {
+            return 1;
+        }
+    }
+}
+
+static void Hasher_dealloc(Hasher *self)
+{
+    if (self->stop_text != NULL) {
+        for (Py_ssize_t i = 0; i < self->slots; i++) {
+            PyMem_Free(self->stop_text[i]);
+        }
+    }
+    PyMem_Free(self->stop_text);
+    PyMem_Free(self->stop_length);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int add_stopword(Hasher *self, PyObject *word)
+{
+    if (!PyUnicode_Check(word) || !PyUnicode_IS_ASCII(word)) {
+        PyErr_SetString(PyExc_ValueError, "stopwords must be ASCII strings");
+        return -1;
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(word);
+    const char *text = (const char *)PyUnicode_DATA(word);
+    if (length == 0 || is_stopword(self, text, length)) {
+        return 0;
+    }
+    Py_ssize_t mask = self->slots - 1;
+    Py_ssize_t slot = (Py_ssize_t)(bytes_key(text, length) & (uint64_t)mask);
+    while (self->stop_text[slot] != NULL) {
+        slot = (slot + 1) & mask;
+    }
+    self->stop_text[slot] = PyMem_Malloc(length);
+    if (self->stop_text[slot] == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(self->stop_text[slot], text, length);
+    self->stop_length[slot] = length;
+    return 0;
+}
+
+static int Hasher_init(Hasher *self, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"stopwords", "stem_chars", NULL};
+    PyObject *stopwords;
+    Py_ssize_t stem_chars;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On:Hasher", names, &stopwords, &stem_chars)) {
+        return -1;
+    }
+    if (self->stop_text != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Hasher is already initialised");
+        return -1;
+    }
+    if (stem_chars < 1 || stem_chars > MAX_STEM) {
+        PyErr_Format(PyExc_ValueError, "stem_chars must be 1 to %d", MAX_STEM);
+        return -1;
+    }
+    PyObject *words = PySequence_Fast(stopwords, "stopwords must be iterable");
+    if (words == NULL) {
+        return -1;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(words);
+    Py_ssize_t slots = STOP_SLOTS_MIN;
+    while (slots < 2 * count + 1) {
+        slots *= 2;
+    }
+    self->stem_chars = stem_chars;
+    self->slots = slots;
+    self->stop_text = PyMem_Calloc(slots, sizeof(char *));
+    self->stop_length = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    if (self->stop_text == NULL || self->stop_length == NULL) {
+        Py_DECREF(words);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (add_stopword(self, PySequence_Fast_GET_ITEM(words, i)) < 0) {
+            Py_DECREF(words);
+            return -1;
+        }
+    }
+    Py_DECREF(words);
+    return 0;
+}
+
+/* What `str.translate(_ASCII_WORDS)` makes of each ASCII code: its lower case for a letter or
+ * digit, 0 for a separator. */
+static unsigned char word_char[128];
+
+typedef struct {
+    /* Distinct stems so far, as 64-bit keys (the stem's bytes and its length). */
+    uint64_t *keys;
+    Py_ssize_t mask;
+    unsigned char *out;
+    Py_ssize_t count;
+} Stems;
+
+/* Add one word (lower-case ASCII) unless it is a stopword or its stem was seen. */
+static void take_word(const Hasher *self, Stems *stems, const char *word, Py_ssize_t length)
+{
+    if (is_stopword(self, word, length)) {
+        return;
+    }
+    Py_ssize_t stem = length < self->stem_chars ? length : self->stem_chars;
+    uint64_t key = (uint64_t)stem << 56, summed = 0;
+    for (Py_ssize_t i = 0; i < stem; i++) {
+        key |= (uint64_t)(unsigned char)word[i] << (8 * i);
+        summed += (uint64_t)(unsigned char)word[i] * multipliers[i];
+    }
+    Py_ssize_t slot = (Py_ssize_t)(mix(key) & (uint64_t)stems->mask);
+    while (stems->keys[slot] != 0) {
+        if (stems->keys[slot] == key) {
+            return;
+        }
+        slot = (slot + 1) & stems->mask;
+    }
+    stems->keys[slot] = key;
+    put_le64(stems->out + 8 * stems->count, finish(summed, stem));
+    stems->count++;
+}
+
+/* Cut one ASCII text into words (lower-cased into `buffer`) and take each. */
+static void take_text(const Hasher *self, Stems *stems, PyObject *text, char *buffer)
+{
+    const unsigned char *data = (const unsigned char *)PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text), used = 0;
+    for (Py_ssize_t i = 0; i <= length; i++) {
+        unsigned char c = i < length ? word_char[data[i]] : 0;
+        if (c != 0) {
+            buffer[used++] = (char)c;
+        }
+        else if (used > 0) {
+            take_word(self, stems, buffer, used);
+            used = 0;
+        }
+    }
+}
+
+PyDoc_STRVAR(story_doc,
+"story(title, summary, /)\n--\n\n"
+"The packed hashes of `monitor.shingles.story_words(title, summary)` (little-endian int64,\n"
+"as `items.story_hashes` stores them), or None when title or summary is not ASCII.");
+
+static PyObject *Hasher_story(Hasher *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "story() takes two str arguments: title, summary");
+        return NULL;
+    }
+    if (self->stop_text == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Hasher was not initialised");
+        return NULL;
+    }
+    PyObject *title = args[0], *summary = args[1];
+    if (!PyUnicode_IS_ASCII(title) || !PyUnicode_IS_ASCII(summary)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t chars = PyUnicode_GET_LENGTH(title) + PyUnicode_GET_LENGTH(summary);
+    Py_ssize_t most = chars / 2 + 2; /* words: at most one per two characters, per text */
+    Py_ssize_t slots = 16;
+    while (slots < 2 * most) {
+        slots *= 2;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 8 * most);
+    uint64_t *keys = PyMem_Calloc(slots, sizeof(uint64_t));
+    char *buffer = PyMem_Malloc(chars + 1);
+    if (out == NULL || keys == NULL || buffer == NULL) {
+        Py_XDECREF(out);
+        PyMem_Free(keys);
+        PyMem_Free(buffer);
+        return out == NULL ? NULL : PyErr_NoMemory();
+    }
+    Stems stems = {keys, slots - 1, (unsigned char *)PyBytes_AS_STRING(out), 0};
+    take_text(self, &stems, title, buffer);
+    take_text(self, &stems, summary, buffer);
+    PyMem_Free(keys);
+    PyMem_Free(buffer);
+    if (_PyBytes_Resize(&out, 8 * stems.count) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+static PyMethodDef Hasher_methods[] = {
+    {"story", (PyCFunction)(void (*)(void))Hasher_story, METH_FASTCALL, story_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(Hasher_doc,
+"Hasher(stopwords, stem_chars)\n--\n\n"
+"Story shingles of ASCII text: words of letters and digits, lower-cased, without\n"
+"`stopwords` (lower-case ASCII), cut to `stem_chars` characters (1 to 7), each once.");
+
+static PyTypeObject HasherType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "monitor._shinglehash.Hasher",
+    .tp_basicsize = sizeof(Hasher),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = Hasher_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Hasher_init,
+    .tp_dealloc = (destructor)Hasher_dealloc,
+    .tp_methods = Hasher_methods,
+};
+
+/* --- the module ------------------------------------------------------------------------- */
+
+static PyMethodDef module_methods[] = {
+    {"word_hashes", word_hashes, METH_O, word_hashes_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "monitor._shinglehash",
+    .m_doc = "Story shingles hashed in C (the reference: monitor.shingles, monitor.stories).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__shinglehash(void)
+{
+    for (int i = 0; i < KEPT_MULTIPLIERS; i++) {
+        multipliers[i] = mix((uint64_t)i + 1) | 1;
+    }
+    for (int c = 0; c < 128; c++) {
+        int alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        word_char[c] = (unsigned char)(alnum ? (c >= 'A' && c <= 'Z' ? c + 32 : c) : 0);
+    }
+    if (PyType_Ready(&HasherType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&HasherType);
+    if (PyModule_AddObject(m, "Hasher", (PyObject *)&HasherType) < 0) {
+        Py_DECREF(&HasherType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,9 @@
+"""Story shingles hashed in C (built from _shinglehash.c; optional)."""
+
+from collections.abc import Iterable
+
+class Hasher:
+    def __init__(self, stopwords: Iterable[str], stem_chars: int) -> None: ...
+    def story(self, title: str, summary: str, /) -> bytes | None: ...
+
+def word_hashes(text: str, /) -> bytes: ...
