@@ -1,17 +1,20 @@
 """Process-wide memory tuning for the commands that poll (`poll`, `run`): the garbage
-collector's thresholds and, on glibc, malloc's mmap threshold."""
+collector's thresholds and, on glibc, malloc's mmap threshold and the return of free heap
+pages after each cycle."""
 
 from __future__ import annotations
 
 import ctypes
 import gc
 import sys
+from typing import Any
 
 #: (generation 0, 1, 2) thresholds; CPython's defaults are (700, 10, 10).
 POLLING_THRESHOLDS = (50_000, 20, 100)
 
 #: Blocks from this size up get a mapping of their own, returned to the system when freed.
-MMAP_THRESHOLD = 128 * 1024
+#: Smaller ones come from the heap, whose free pages `release_free_memory` gives back.
+MMAP_THRESHOLD = 4 * 1024 * 1024
 #: glibc's mallopt parameter for it (malloc.h).
 _M_MMAP_THRESHOLD = -3
 
@@ -39,15 +42,38 @@ def fix_mmap_threshold() -> bool:
     glibc raises the threshold each time a mapped block is freed (up to 32 MB), so after
     the first story assignment its arrays of a few megabytes came from the heap, which
     fragments and is not given back: the parent's peak on the bench's cold cycle was 15 MB
-    higher and it kept 47 MB more after the assignment. A fixed threshold also turns off
-    that adjustment, so every large array is mapped and unmapped whole (no measurable time).
+    higher and it kept 47 MB more after the assignment. A fixed threshold turns off that
+    adjustment. It is 4 MiB, not lower: every mapped block is zeroed page by page when first
+    touched, and at 128 KiB the story decision's temporary arrays (a few megabytes each) made
+    it twice as slow (docs/decisions.md); the heap pages they leave free go back after the
+    cycle (`release_free_memory`).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+def release_free_memory() -> bool:
+    """Give the heap's free pages back to the system (glibc's `malloc_trim`), as `monitor
+    run` does after each cycle; False where there is no glibc. About 2 ms after a cold
+    cycle, which otherwise left the parent holding 13 MB more."""
+    trim = _glibc("malloc_trim")
+    if trim is None:
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True
+
+
+def _glibc(name: str) -> Any:
+    """A function of the C library by name, or None off Linux or where it has none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None

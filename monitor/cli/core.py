@@ -21,7 +21,7 @@ from monitor.cli.common import (
     print_problems,
     utcnow,
 )
-from monitor.collector import tune_for_polling
+from monitor.collector import release_free_memory, tune_for_polling
 from monitor.errors import LockedError, StorageError
 from monitor.store import feeds as feed_rows
 from monitor.store import items as item_rows
@@ -110,6 +110,7 @@ def run(ctx: typer.Context, config_dir: ConfigDirOption = None) -> None:
     def report_cycle(report: CycleReport) -> None:
         if not report.outcomes:
             return  # a tick with nothing due
+        release_free_memory()
         stamp = report.finished_at.strftime("%H:%M:%S")
         console.print(f"[dim]{stamp}[/] {report.line()}")
 
