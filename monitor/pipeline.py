@@ -176,6 +176,15 @@ def parse_and_normalise(
     )
 
 
+def start_worker(parent_pid: int) -> None:
+    """Worker process initializer: the collector tuned as in the parent (`tune_worker`), and
+    an end when the parent is gone (`exit_with_parent`)."""
+    from monitor.collector import tune_worker
+
+    tune_worker()
+    exit_with_parent(parent_pid)
+
+
 def exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> None:
     """Worker process initializer: end the worker once the process that started it is gone.
 

@@ -22,8 +22,8 @@ from monitor.pipeline import (
     CycleReport,
     FeedOutcome,
     WatchlistRef,
-    exit_with_parent,
     run_cycle,
+    start_worker,
 )
 from monitor.settings import Config, load_config
 from monitor.similarity import load_seed_index
@@ -156,7 +156,7 @@ class Monitor:
             self._pool = ProcessPoolExecutor(
                 workers,
                 mp_context=context,
-                initializer=exit_with_parent,
+                initializer=start_worker,
                 initargs=(os.getpid(),),
             )
         return self._pool

@@ -439,6 +439,25 @@ def test_worker_matcher_refuses_a_stale_watchlist_version() -> None:
 CONSOLE_SCRIPT = Path(sys.executable).with_name("monitor")
 
 
+def test_parse_workers_collect_garbage_as_rarely_as_the_parent(
+    tmp_path: Path, monitors: list[Monitor]
+) -> None:
+    """Workers allocate for every entry they parse: they run with the polling thresholds."""
+    import gc
+
+    from monitor.collector import POLLING_THRESHOLDS
+    from monitor.store import make_engine
+
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    config_dir = make_config(tmp_path / "g", db, [])
+    with (config_dir / "monitor.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("schedule:\n  parse_workers: 1\n")
+    monitor = make_monitor(config_dir, make_engine(db), monitors)
+    pool = monitor._parse_pool()
+    assert pool is not None
+    assert pool.submit(gc.get_threshold).result(timeout=60) == POLLING_THRESHOLDS
+
+
 @pytest.mark.parametrize(
     "launcher",
     [
