@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -299,6 +299,46 @@ def test_every_time_written_on_sqlite_has_one_text_form(tmp_path: Path) -> None:
         assert times[name], name
     odd = {k: v for k, v in times.items() if any(not re.match(CANONICAL_TIME, t) for t in v)}
     assert odd == {}
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.datetimes(
+            min_value=datetime(1970, 1, 2),
+            max_value=datetime(2200, 1, 1),
+            timezones=st.sampled_from(
+                [UTC, timezone(timedelta(hours=3)), timezone(-timedelta(hours=7, minutes=30))]
+            ),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_times_read_from_the_driver_equal_the_cores(
+    engine: Engine, moments: list[datetime]
+) -> None:
+    """`UtcDateTime.reader` (large reads that bypass the Core's row processing, such as the
+    story window) gives the datetimes the Core gives, on every backend."""
+    from monitor.store.schema import UtcDateTime
+
+    with engine.begin() as conn:
+        conn.execute(cycles.delete())
+        conn.execute(
+            cycles.insert(),
+            [{"started_at": m, "finished_at": m} for m in moments],
+        )
+    query = select(cycles.c.started_at).order_by(cycles.c.id)
+    with engine.connect() as conn:
+        by_core = list(conn.execute(query).scalars())
+        result = conn.execute(query)
+        raw = [row[0] for row in result.cursor.fetchall()]
+        result.close()
+        by_driver = list(map(UtcDateTime.reader(conn.dialect), raw))
+    assert by_driver == by_core == [m.astimezone(UTC) for m in moments]
+    assert all(d.tzinfo is UTC for d in by_driver)
 
 
 def test_the_time_text_migration_rewrites_the_old_forms(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -52,6 +53,21 @@ class UtcDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    @staticmethod
+    def reader(dialect: Dialect) -> Callable[[Any], datetime]:
+        """What turns a value of this type as the driver returns it into the datetime the
+        Core gives, for large reads that bypass the Core's row processing (the story window)."""
+        process = UtcDateTime().dialect_impl(dialect).result_processor(dialect, None)
+        assert process is not None
+        return cast(Callable[[Any], datetime], process)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        """On SQLite, the stored text read in one step (`_utc_from_sqlite`): the generic path
+        parsed it to a naive datetime and then replaced its zone, 8 times slower."""
+        if dialect.name == "sqlite":
+            return _utc_from_sqlite
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
@@ -61,6 +77,17 @@ class UtcDateTime(TypeDecorator[datetime]):
         if moment.tzinfo is None:
             return moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
+
+
+def _utc_from_sqlite(value: str | None) -> datetime | None:
+    """A `UtcDateTime` as SQLite holds it (naive UTC text), as an aware UTC datetime."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value + "+00:00")  # the zone parsed with the rest
+    except ValueError:  # text with an offset of its own (not written by this program)
+        moment = datetime.fromisoformat(value)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 #: Marks the database as ours; a database without it (and not empty) is refused.

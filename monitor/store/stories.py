@@ -181,6 +181,24 @@ def _placed(*where: Any) -> Select[Any]:
     return select(*_INDEX_COLUMNS).select_from(_PLACED).where(*where)
 
 
+#: A row of `_placed`: item id, story id, stored hashes (or None), when it appeared.
+PlacedRow = tuple[int, int, bytes | None, datetime]
+
+
+def _placed_rows(conn: Connection, query: Select[Any]) -> list[PlacedRow]:
+    """The rows of a `_placed` query as plain tuples, read from the driver's cursor with
+    only the appearance converted (`UtcDateTime.reader`): the Core's per-row processing
+    was half of loading a 30,000-item window (0.21-0.31 s against 0.10-0.13 s read this way,
+    on SQLite)."""
+    appeared = UtcDateTime.reader(conn.dialect)
+    result = conn.execute(query)
+    try:
+        raw = result.cursor.fetchall()
+    finally:
+        result.close()
+    return [(item_id, story, blob, appeared(when)) for item_id, story, blob, when in raw]
+
+
 def _unplaced(rows: Any = items) -> Any:
     """The condition "this item has no story yet", for `items` or an alias of it."""
     return ~exists().where(item_stories.c.item_id == rows.c.id)
@@ -214,7 +232,7 @@ def _load(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int
     # The newest placed item: the last key of `item_stories`.
     top = select(func.max(item_stories.c.item_id))
     index.high_water = int(conn.execute(top).scalar() or 0)
-    rows = conn.execute(_window_query(floor)).all()
+    rows = _placed_rows(conn, _window_query(floor))
     index.window.add(_indexable(conn, _up_to(rows, index.high_water), floor, exclude))
     index.floor = floor
     index.staged.clear()
@@ -227,21 +245,20 @@ def _window_query(floor: datetime) -> Select[Any]:
     return _placed(items.c.first_seen_at >= floor)
 
 
-def _up_to(rows: Sequence[Any], high_water: int) -> list[Any]:
+def _up_to(rows: Sequence[PlacedRow], high_water: int) -> list[PlacedRow]:
     return [r for r in rows if r[0] <= high_water]
 
 
 def _catch_up(conn: Connection, index: StoryIndex, exclude: set[int]) -> None:
     assert index.floor is not None
     # By primary key alone: a few rows (the last call's), whatever the window holds.
-    query = _placed(item_stories.c.item_id > index.high_water)
-    rows = list(conn.execute(query))
+    rows = _placed_rows(conn, _placed(item_stories.c.item_id > index.high_water))
     staged, index.staged = index.staged, {}
-    fresh = [r for r in rows if staged.get(r.id, -1) != r.story_id]
+    fresh = [r for r in rows if staged.get(r[0], -1) != r[1]]
     index.window.add(_indexable(conn, fresh, index.floor, exclude))
     if rows:
-        index.high_water = max(index.high_water, max(r.id for r in rows))
-    confirmed = {r.id for r in rows}
+        index.high_water = max(index.high_water, max(r[0] for r in rows))
+    confirmed = {r[0] for r in rows}
     unconfirmed = [i for i in staged if i not in confirmed]
     if unconfirmed:
         _recheck(conn, index, unconfirmed, exclude)
@@ -251,9 +268,9 @@ def _recheck(conn: Connection, index: StoryIndex, ids: list[int], exclude: set[i
     """Staged items the range read did not confirm: keep those the database has, drop others
     (their transaction rolled back)."""
     assert index.floor is not None
-    found: list[Any] = []
+    found: list[PlacedRow] = []
     for chunk in _chunks(sorted(ids)):
-        found.extend(conn.execute(_placed(item_stories.c.item_id.in_(chunk))))
+        found.extend(_placed_rows(conn, _placed(item_stories.c.item_id.in_(chunk))))
     index.window.remove(ids)
     index.window.add(_indexable(conn, found, index.floor, exclude))
 
@@ -262,8 +279,8 @@ def _extend(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[i
     """Load the stretch [floor, index.floor) when a call reaches further back than before."""
     assert index.floor is not None
     upper = index.floor
-    found = _up_to(conn.execute(_window_query(floor)).all(), index.high_water)
-    rows = [r for r in found if r.id not in index.window]
+    found = _up_to(_placed_rows(conn, _window_query(floor)), index.high_water)
+    rows = [r for r in found if r[0] not in index.window]
     index.window.add(c for c in _indexable(conn, rows, floor, exclude) if c.appeared_at < upper)
     index.floor = floor
 
@@ -272,11 +289,7 @@ def _indexable(
     conn: Connection, rows: Iterable[Any], floor: datetime, exclude: set[int]
 ) -> list[Candidate]:
     """Window entries for rows of `_INDEX_COLUMNS` that appeared ≥ `floor`, except `exclude`."""
-    kept = [
-        (item_id, story, blob, when)
-        for item_id, story, blob, when in rows
-        if when >= floor and item_id not in exclude
-    ]
+    kept = [r for r in rows if r[3] >= floor and r[0] not in exclude]
     stored = _stored_hashes(conn, [(r[0], r[2]) for r in kept])
     return [
         Candidate(item_id, story, when, hashes)
