@@ -186,7 +186,8 @@ def start_worker(parent_pid: int) -> None:
 
 
 def exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> None:
-    """Worker process initializer: end the worker once the process that started it is gone.
+    """End this worker process once the process that started it is gone (`start_worker`
+    calls it as a worker starts).
 
     A pool's workers wait on its task queue, and they hold that queue's write end too, so a
     parent killed before it could shut the pool down (SIGKILL, or SIGTERM to `monitor poll`)

@@ -286,9 +286,9 @@ def _extend(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[i
 
 
 def _indexable(
-    conn: Connection, rows: Iterable[Any], floor: datetime, exclude: set[int]
+    conn: Connection, rows: Iterable[PlacedRow], floor: datetime, exclude: set[int]
 ) -> list[Candidate]:
-    """Window entries for rows of `_INDEX_COLUMNS` that appeared ≥ `floor`, except `exclude`."""
+    """Window entries for rows of `_placed` that appeared ≥ `floor`, except `exclude`."""
     kept = [r for r in rows if r[3] >= floor and r[0] not in exclude]
     stored = _stored_hashes(conn, [(r[0], r[2]) for r in kept])
     return [
