@@ -341,6 +341,33 @@ def test_times_read_from_the_driver_equal_the_cores(
     assert all(d.tzinfo is UTC for d in by_driver)
 
 
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=11))]
+        ),
+    )
+)
+def test_times_are_written_on_sqlite_as_the_generic_path_writes_them(moment: datetime) -> None:
+    """`UtcDateTime`'s one-step SQLite text equals the type's own conversion followed by
+    SQLAlchemy's SQLite datetime format."""
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    from monitor.store.schema import UtcDateTime
+
+    dialect = sqlite.dialect()
+    fast = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    generic = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert fast is not None and generic is not None
+    naive = UtcDateTime().process_bind_param(moment, dialect)
+    assert fast(moment) == generic(naive)
+    with pytest.raises(ValueError, match="naive"):
+        fast(moment.replace(tzinfo=None))
+
+
 def test_the_time_text_migration_rewrites_the_old_forms(tmp_path: Path) -> None:
     """0004 rewrites, on SQLite, the forms sqlite3's default adapter wrote (a whole second
     without its fraction, an aware value with its +00:00 offset); the instants read back
