@@ -320,8 +320,9 @@ def test_every_time_written_on_sqlite_has_one_text_form(tmp_path: Path) -> None:
 def test_times_read_from_the_driver_equal_the_cores(
     engine: Engine, moments: list[datetime]
 ) -> None:
-    """`UtcDateTime.reader` (large reads that bypass the Core's row processing, such as the
-    story window) gives the datetimes the Core gives, on every backend."""
+    """The type's result processor applied to the driver's values (large reads that bypass
+    the Core's row processing, such as the story window) gives the datetimes the Core gives,
+    on every backend."""
     from monitor.store.schema import UtcDateTime
 
     with engine.begin() as conn:
@@ -336,7 +337,9 @@ def test_times_read_from_the_driver_equal_the_cores(
         result = conn.execute(query)
         raw = [row[0] for row in result.cursor.fetchall()]
         result.close()
-        by_driver = list(map(UtcDateTime.reader(conn.dialect), raw))
+        process = UtcDateTime().dialect_impl(conn.dialect).result_processor(conn.dialect, None)
+        assert process is not None
+        by_driver = list(map(process, raw))
     assert by_driver == by_core == [m.astimezone(UTC) for m in moments]
     assert all(d.tzinfo is UTC for d in by_driver)
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, Engine
 
 from monitor.settings import FeedSpec, StoriesSettings
@@ -133,8 +134,12 @@ class SaveBatch:
         """Store new items and their matches (None for an item that did not match); stories
         come later, in batches (`Storage.assign_pending_stories`), from the items' shingles:
         `shingles` as a worker took them (`story_shingles`), else taken here."""
-        hashes = shingle_hashes(_shingles(items, shingles)) if self._stories_on else None
-        stored = [packed(h) for h in hashes] if hashes is not None else None
+        hashes: list[np.ndarray] | None = None
+        stored: list[bytes] | None = None
+        if self._stories_on:
+            taken = _shingles(items, shingles)
+            hashes = shingle_hashes(taken)
+            stored = _packed(taken, hashes)
         ids = item_rows.insert_items(self._conn, feed_id, items, stored)
         match_rows = [
             match_row(ids[i.identity], m, now)
@@ -157,6 +162,11 @@ def _shingles(items: Sequence[Item], taken: Sequence[bytes | str] | None) -> Seq
     if taken is not None:
         return taken
     return [story_shingles(i.title, i.summary) for i in items]
+
+
+def _packed(taken: Sequence[bytes | str], hashes: Sequence[np.ndarray]) -> list[bytes]:
+    """`items.story_hashes` for each item: as a worker packed them, else packed here."""
+    return [t if isinstance(t, bytes) else packed(h) for t, h in zip(taken, hashes, strict=True)]
 
 
 def match_row(item_id: int, match: MatchRecord, now: datetime) -> dict[str, Any]:
