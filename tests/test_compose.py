@@ -377,13 +377,13 @@ def test_dependencies_are_installed_before_the_code_is_copied() -> None:
     assert first_copy.split()[0] == "pyproject.toml"
 
 
-def test_the_image_builds_the_compiled_story_shingles() -> None:
-    """The C part is built from setup.py with a compiler installed for that step, and the
-    build checks it is in use."""
+def test_the_image_builds_the_compiled_parts() -> None:
+    """The C parts are built from setup.py with a compiler installed for that step, and the
+    build checks they are in use."""
     copies = [a.split() for a in instruction("COPY")]
     assert any("setup.py" in args for args in copies)
     install = next(a for a in instruction("RUN") if "pip install --no-deps" in a)
-    assert "gcc" in install and "shingles.compiled()" in install
+    assert "gcc" in install and "shingles.compiled()" in install and "match.compiled()" in install
 
 
 def test_entrypoint_and_cmd_are_real_commands() -> None:
@@ -452,6 +452,7 @@ def test_dockerignore_keeps_tests_out_and_build_inputs_in() -> None:
         "digests/x.md",
         "monitor/__pycache__/cli.cpython-311.pyc",
         "monitor/_shinglehash.cpython-311-x86_64-linux-gnu.so",  # built for the host, not the image
+        "monitor/_wordscan.cpython-311-x86_64-linux-gnu.so",
     ):
         assert dockerignored(kept_out, patterns), kept_out
     for kept_in in (
@@ -460,6 +461,9 @@ def test_dockerignore_keeps_tests_out_and_build_inputs_in() -> None:
         "config/feeds.yaml",
         "corpus/README.md",
         "pyproject.toml",
+        "setup.py",
+        "monitor/_shinglehash.c",
+        "monitor/_wordscan.c",
     ):
         assert not dockerignored(kept_in, patterns), kept_in
 

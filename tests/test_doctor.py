@@ -18,18 +18,18 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, text, update
 from typer.testing import CliRunner
 
-from monitor import shingles
+from monitor import match, shingles
 from monitor.cli.doctor import doctor
 from monitor.doctor import (
     Check,
     check_channel,
+    check_compiled_parts,
     check_corpus,
     check_database,
     check_digest_directory,
     check_feeds,
     check_smtp,
     check_spacy_model,
-    check_story_hashing,
     format_age,
     run_checks,
 )
@@ -141,12 +141,12 @@ def test_healthy_setup_passes_every_check(
         "database",
         "spaCy model",
         "corpus",
-        "story hashing",
+        "compiled parts",
         "channel files (files)",
         "channel mail (email)",
         "feeds",
     ]
-    degraded = set() if shingles.compiled() else {"story hashing"}  # no C compiler here
+    degraded = set() if all_compiled() else {"compiled parts"}  # no C compiler here
     assert all(c.ok for c in checks if c.name not in degraded), [c for c in checks if not c.ok]
     assert all(c.fix == "" for c in checks if c.name not in degraded)
     assert "schema revision" in by_name(checks)["database"].detail
@@ -169,14 +169,14 @@ def test_cli_prints_table_and_exits_1_with_fixes(tmp_path: Path) -> None:
     assert "✗" in result.output and "✓" in result.output
     assert "fix: monitor db upgrade" in result.output
     assert f"127.0.0.1:{closed}" in result.output
-    # Without a C compiler at install, the story hashing check fails too (and says why).
-    assert f"{2 if shingles.compiled() else 3} of 8 checks failed" in result.output
+    # Without a C compiler at install, the compiled parts check fails too (and says why).
+    assert f"{2 if all_compiled() else 3} of 8 checks failed" in result.output
     assert not (tmp_path / "absent.db").exists()
 
 
 def test_cli_json_and_exit_0_when_all_pass(tmp_path: Path) -> None:
-    if not shingles.compiled():
-        pytest.skip("monitor._shinglehash is not built here: the story hashing check fails")
+    if not all_compiled():
+        pytest.skip("the compiled parts are not built here: their check fails")
     db = tmp_path / "monitor.db"
     upgrade(make_engine(sqlite_url(db)))
     config = write_setup(tmp_path, database=sqlite_url(db), digests=tmp_path / "out")
@@ -306,15 +306,27 @@ def test_missing_spacy_model_fails_with_pip_fix() -> None:
     assert check.fix.startswith("pip install xx-no-such-model-lg")
 
 
-def test_story_hashing_passes_when_compiled_and_names_the_fix_when_not(
+def all_compiled() -> bool:
+    return shingles.compiled() and match.compiled()
+
+
+def test_compiled_parts_pass_when_built_and_name_the_fix_when_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if not shingles.compiled():
-        pytest.skip("monitor._shinglehash is not built here")
-    assert check_story_hashing().ok
+    if not all_compiled():
+        pytest.skip("the compiled parts are not built here")
+    check = check_compiled_parts(stories=True)
+    assert check.ok and "monitor._shinglehash" in check.detail and "_wordscan" in check.detail
+    assert "_shinglehash" not in check_compiled_parts(stories=False).detail
     monkeypatch.setattr(shingles, "_HASHER", None)
-    check = check_story_hashing()
-    assert not check.ok and "Python path" in check.detail and "C compiler" in check.fix
+    assert check_compiled_parts(stories=False).ok  # story hashing is not needed then
+    check = check_compiled_parts(stories=True)
+    assert not check.ok and "Python path for story hashing" in check.detail
+    assert "C compiler" in check.fix
+    monkeypatch.setattr(match, "_COMPILED", False)
+    check = check_compiled_parts(stories=True)
+    assert not check.ok and "story hashing, matching passes" in check.detail
+    assert "2.5 times the CPU per item to match" in check.detail
 
 
 def test_spacy_model_folder(tmp_path: Path) -> None:

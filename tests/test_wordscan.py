@@ -1,0 +1,268 @@
+"""The compiled word passes (`monitor._wordscan`) against the Python paths they shortcut.
+
+`Scanner` picks the words of a text that may hold a phrase's first token; the Python side
+then looks up only those. It may pick too many, never too few: every word holding a phrase
+start must be among them, or a hit would be lost. `TermCounter` counts an ASCII text's terms
+as `monitor.similarity._terms` does, in the same order, so the seed similarity is the same
+float. `tests/test_match_speed.py` checks whichever path is built against the matcher's
+reference; here both paths must agree. Skipped, with the reason shown, where the module
+was not built.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor import similarity
+from monitor.match import Entry, Matcher, PhraseIndex, _entries, _only_plain_spaces, prepare
+from monitor.similarity import _STOPWORDS, _terms, load_seed_index
+from monitor.watchlist import load_watchlist
+from tests.test_match_speed import _SPACED_ALPHABET, _bench_items, _item, _items, _words
+
+compiled = pytest.importorskip(
+    "monitor._wordscan",
+    reason="monitor._wordscan is not built (no C compiler at install): the Python path runs",
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+WATCHLIST = ROOT / "config" / "watchlist.yaml"
+
+#: Phrases whose first tokens take every rule of a token's key: possessives, apostrophes
+#: inside a word, digits first, English plurals (-s, -ies, and the -ss/-us/-is kept),
+#: punctuation, an apostrophe alone, a Cyrillic stem, capitals.
+TRICKY_PHRASES = (
+    "Putin's envoy",
+    "don't",
+    "O'Brien",
+    "rock'n'roll",
+    "G7 summit",
+    "2022 talks",
+    "1990s",
+    "parties",
+    "policies agreed",
+    "press",
+    "status quo",
+    "analysis",
+    "#peacetalks",
+    "& partners",
+    "' s",
+    "переговорах",
+    "NATO",
+    "US",
+)
+
+
+def tricky_index() -> PhraseIndex:
+    return PhraseIndex(Entry("topic", f"t{n}", p) for n, p in enumerate(TRICKY_PHRASES))
+
+
+@cache
+def shipped_index() -> PhraseIndex:
+    return PhraseIndex(_entries(load_watchlist(WATCHLIST)))
+
+
+def python_path(index: PhraseIndex) -> PhraseIndex:
+    """`index` looking every word up in Python, as without the module (its memos shared)."""
+    fresh = PhraseIndex(())
+    for name in PhraseIndex.__slots__:
+        setattr(fresh, name, getattr(index, name))
+    fresh._scanner = None
+    return fresh
+
+
+def words_with_offsets(text: str) -> Iterator[tuple[int, int, str]]:
+    """Each word of `text` as `str.split(" ")` cuts it, with its offsets."""
+    at = 0
+    for word in text.split(" "):
+        yield at, at + len(word), word
+        at += len(word) + 1
+
+
+def assert_no_start_is_missed(index: PhraseIndex, text: str) -> tuple[int, int]:
+    """Every word holding a phrase start is picked; returns (picked, holding)."""
+    prepared = prepare(text)
+    assert index._scanner is not None
+    spans = index._scanner.spans(prepared)
+    picked = set(zip(spans[::2], spans[1::2], strict=True))
+    holding = 0
+    for start, end, word in words_with_offsets(prepared):
+        if word and index._word_starts[word]:
+            holding += 1
+            assert (start, end) in picked, (word, prepared)
+    return len(picked), holding
+
+
+def real_texts() -> list[str]:
+    """The evaluation items, the labelled story set, the seed op-eds, the bench items."""
+    texts = [t for fields in (*_items(), *_bench_items()) for t in fields if t]
+    for line in (ROOT / "tests/data/stories/items.jsonl").read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            texts += [row["title"], row.get("summary") or ""]
+    for path in sorted((ROOT / "corpus").glob("*.txt")):
+        texts += path.read_text(encoding="utf-8").split("\n\n")
+    return [t for t in texts if t]
+
+
+# --- Scanner -------------------------------------------------------------------------------
+
+
+def test_real_texts_lose_no_phrase_start() -> None:
+    index = shipped_index()
+    texts = real_texts()
+    assert len(texts) > 2000
+    spaced = [t for t in texts if _only_plain_spaces(prepare(t))]
+    assert len(spaced) > 1000
+    ascii_picked = ascii_holding = 0
+    for text in spaced:
+        picked, holding = assert_no_start_is_missed(index, text)
+        if prepare(text).isascii():
+            ascii_picked, ascii_holding = ascii_picked + picked, ascii_holding + holding
+    assert ascii_holding > 1000
+    # ASCII words are decided exactly: the lookups are narrowed down to the words that count.
+    assert ascii_picked == ascii_holding
+
+
+def test_bench_items_pick_only_words_that_hold_a_start() -> None:
+    """ASCII words are decided exactly: a word is picked only when it holds a start."""
+    index = shipped_index()
+    for fields in _bench_items():
+        for text in fields:
+            if text and _only_plain_spaces(prepare(text)):
+                picked, holding = assert_no_start_is_missed(index, text)
+                assert picked == holding, text
+
+
+def _spaced_texts() -> st.SearchStrategy[str]:
+    pieces = [*_SPACED_ALPHABET, *TRICKY_PHRASES, "Putin's", "PARTIES", "policies", "G7's"]
+    piece = st.one_of(st.sampled_from(pieces), st.sampled_from(_words()))
+    return st.lists(piece, max_size=30).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_spaced_texts())
+def test_generated_texts_lose_no_phrase_start(text: str) -> None:
+    if not _only_plain_spaces(prepare(text)):
+        return
+    assert_no_start_is_missed(shipped_index(), text)
+    assert_no_start_is_missed(tricky_index(), text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_spaced_texts())
+def test_both_paths_find_the_same_hits(text: str) -> None:
+    for index in (shipped_index(), tricky_index()):
+        assert index.find(text) == python_path(index).find(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Putin's envoy", ["Putin's"]),
+        ("the parties met", ["parties"]),  # -ies: the key is "party"
+        ("a party", ["party"]),
+        ("the press and the presses", ["press"]),  # -ss kept: "presses" has the key "presse"
+        ("G7 leaders, 1990s.", ["G7", "1990s."]),  # a digit first: no stem
+        ("#peacetalks now", ["#peacetalks"]),  # a punctuation key
+        ("it's late", ["it's"]),  # the key "'s"
+        ("Don't stop rock'n'roll", ["Don't", "rock'n'roll"]),
+        ("quiet words only", []),
+        ("", []),
+        ("   ", []),
+        ("на переговорах", ["на", "переговорах"]),  # outside ASCII: always picked
+    ],
+)
+def test_what_the_scanner_picks(text: str, expected: list[str]) -> None:
+    index = tricky_index()
+    assert index._scanner is not None
+    spans = index._scanner.spans(text)
+    picked = [text[a:b] for a, b in zip(spans[::2], spans[1::2], strict=True)]
+    wanted = [w for w in expected if index._word_starts[w] or not w.isascii()]
+    assert picked == wanted
+
+
+def test_scanner_keys_of_unknown_shape_pick_every_word() -> None:
+    scanner = compiled.Scanner(["a.b"])
+    assert scanner.spans("x y") == [0, 1, 2, 3]
+    assert compiled.Scanner(["talk"]).spans("x talks") == [2, 7]
+    assert compiled.Scanner(["переговор"]).spans("x y") == []  # no ASCII word has it
+
+
+def test_scanner_rejects_what_is_not_text() -> None:
+    with pytest.raises(TypeError):
+        compiled.Scanner([1])
+    with pytest.raises(TypeError):
+        compiled.Scanner(["talk"]).spans(b"talks")  # type: ignore[arg-type]
+
+
+# --- TermCounter ---------------------------------------------------------------------------
+
+ascii_text = st.lists(
+    st.sampled_from(
+        [
+            *"abcIJKxyzS0189 \t\n\x00\x7f'-_.,;!?&",
+            *("the ", "Parties ", "policies", " press ", "TALKS", "ies ", "bus", "is", "said "),
+        ]
+    ),
+    max_size=120,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ascii_text)
+def test_terms_counted_as_the_python_path_counts_them(text: str) -> None:
+    counted = similarity._query_terms(text)
+    reference = _terms(text)
+    assert list(counted.items()) == list(reference.items())
+
+
+@given(st.text(max_size=200))
+def test_terms_of_any_text_are_the_python_path_s(text: str) -> None:
+    counter = compiled.TermCounter(sorted(_STOPWORDS))
+    counts = counter.counts(text)
+    if text.isascii():
+        assert counts is not None and list(counts.items()) == list(_terms(text).items())
+    else:
+        assert counts is None
+    assert list(similarity._query_terms(text).items()) == list(_terms(text).items())
+
+
+def test_real_texts_counted_as_the_python_path_counts_them() -> None:
+    texts = real_texts()
+    ascii_texts = [t for t in texts if t.isascii()]
+    assert len(ascii_texts) > 1000
+    for text in texts:
+        assert list(similarity._query_terms(text).items()) == list(_terms(text).items())
+
+
+def test_term_counter_rejects_stopwords_outside_ascii() -> None:
+    with pytest.raises(ValueError, match="ASCII"):
+        compiled.TermCounter(["für"])
+
+
+# --- whole matches -------------------------------------------------------------------------
+
+
+def test_records_are_the_same_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the stream stores for each item, with the compiled passes and without."""
+    watchlist = load_watchlist(WATCHLIST)
+    seeds = load_seed_index(ROOT / "corpus")
+    fast = Matcher.compile(watchlist, seeds)
+    fields_list = [*_items(), *_bench_items()]
+    with_module = [fast.record(_item(f)) for f in fields_list]
+    explained = [fast.match_text(*f) for f in fields_list]
+    monkeypatch.setattr(similarity, "_COUNTER", None)
+    monkeypatch.setattr(sys.modules["monitor.match"], "_COMPILED", False)
+    slow = Matcher.compile(watchlist, seeds)
+    assert slow._index._scanner is None
+    assert [slow.record(_item(f)) for f in fields_list] == with_module
+    assert [slow.match_text(*f) for f in fields_list] == explained
+    assert sum(r is not None for r in with_module) > 100
