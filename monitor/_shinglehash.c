@@ -9,7 +9,11 @@
  *       the packed hashes of story_words(title, summary), or None when the text is not ASCII
  *       (casefolding and accents are left to the Python side);
  *   word_hashes(text) -> bytes
- *       the packed hashes of the whitespace-separated words of any text.
+ *       the packed hashes of the whitespace-separated words of any text;
+ *   number_columns(hashes, first, out) -> int
+ *       the story decision's columns (`monitor.stories._columns`): each distinct hash of
+ *       hashes[first:] numbered in order of first appearance, every hash's number (or -1)
+ *       written to `out`, and the count of numbers returned.
  *
  * A word's hash: the sum of its code points times one odd 64-bit multiplier per position,
  * xor-ed with its length times the golden ratio, through SplitMix64's finaliser. Arithmetic
@@ -338,10 +342,142 @@ static PyTypeObject HasherType = {
     .tp_methods = Hasher_methods,
 };
 
+/* --- number_columns ---------------------------------------------------------------------- */
+
+/* Open addressing over 64-bit hashes, the column of each in `column` (-1: an empty slot). */
+typedef struct {
+    int64_t *key;
+    int32_t *column;
+    Py_ssize_t mask;
+    Py_ssize_t count;
+} Columns;
+
+static int columns_alloc(Columns *t, Py_ssize_t slots)
+{
+    t->key = PyMem_RawMalloc(slots * sizeof(int64_t));
+    t->column = PyMem_RawMalloc(slots * sizeof(int32_t));
+    if (t->key == NULL || t->column == NULL) {
+        PyMem_RawFree(t->key);
+        PyMem_RawFree(t->column);
+        return -1;
+    }
+    memset(t->column, 0xff, slots * sizeof(int32_t));
+    t->mask = slots - 1;
+    return 0;
+}
+
+static Py_ssize_t columns_slot(const Columns *t, int64_t key)
+{
+    Py_ssize_t slot = (Py_ssize_t)(mix((uint64_t)key) & (uint64_t)t->mask);
+    while (t->column[slot] >= 0 && t->key[slot] != key) {
+        slot = (slot + 1) & t->mask;
+    }
+    return slot;
+}
+
+/* Double the table (kept at most half full). */
+static int columns_grow(Columns *t)
+{
+    Columns bigger;
+    if (columns_alloc(&bigger, 2 * (t->mask + 1)) < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i <= t->mask; i++) {
+        if (t->column[i] >= 0) {
+            Py_ssize_t slot = columns_slot(&bigger, t->key[i]);
+            bigger.key[slot] = t->key[i];
+            bigger.column[slot] = t->column[i];
+        }
+    }
+    bigger.count = t->count;
+    PyMem_RawFree(t->key);
+    PyMem_RawFree(t->column);
+    *t = bigger;
+    return 0;
+}
+
+/* The passes themselves, without the GIL: -1 when memory ran out. */
+static Py_ssize_t number(const int64_t *hashes, Py_ssize_t length, Py_ssize_t first, int32_t *out)
+{
+    Columns t = {NULL, NULL, 0, 0};
+    if (columns_alloc(&t, 4096) < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = first; i < length; i++) {
+        Py_ssize_t slot = columns_slot(&t, hashes[i]);
+        if (t.column[slot] < 0) {
+            if (2 * (t.count + 1) > t.mask + 1) {
+                if (columns_grow(&t) < 0) {
+                    PyMem_RawFree(t.key);
+                    PyMem_RawFree(t.column);
+                    return -1;
+                }
+                slot = columns_slot(&t, hashes[i]);
+            }
+            t.key[slot] = hashes[i];
+            t.column[slot] = (int32_t)t.count++;
+        }
+        out[i] = t.column[slot];
+    }
+    for (Py_ssize_t i = 0; i < first; i++) {
+        out[i] = t.column[columns_slot(&t, hashes[i])];
+    }
+    Py_ssize_t count = t.count;
+    PyMem_RawFree(t.key);
+    PyMem_RawFree(t.column);
+    return count;
+}
+
+PyDoc_STRVAR(number_columns_doc,
+"number_columns(hashes, first, out, /)\n--\n\n"
+"Number each distinct value of hashes[first:] (a contiguous buffer of int64) in order of\n"
+"first appearance, write each value's number, or -1 for a value only hashes[:first]\n"
+"holds, to `out` (a writable contiguous buffer of int32, as long), and return how many\n"
+"numbers were given. The GIL is released meanwhile.");
+
+static PyObject *number_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t first;
+    if (nargs != 3 || (first = PyLong_AsSsize_t(args[1])) == -1) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "number_columns() takes hashes, first, out");
+        }
+        return NULL;
+    }
+    Py_buffer in, out;
+    if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &out, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+    Py_ssize_t length = in.len / 8, count = -1;
+    if (in.itemsize != 8 || out.itemsize != 4 || out.len / 4 != length || first < 0
+        || first > length || length > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError,
+                        "number_columns() needs int64 hashes, 0 <= first <= len(hashes), and an "
+                        "int32 out as long as hashes");
+    }
+    else {
+        Py_BEGIN_ALLOW_THREADS
+        count = number((const int64_t *)in.buf, length, first, (int32_t *)out.buf);
+        Py_END_ALLOW_THREADS
+        if (count < 0) {
+            PyErr_NoMemory();
+        }
+    }
+    PyBuffer_Release(&in);
+    PyBuffer_Release(&out);
+    return count < 0 ? NULL : PyLong_FromSsize_t(count);
+}
+
 /* --- the module ------------------------------------------------------------------------- */
 
 static PyMethodDef module_methods[] = {
     {"word_hashes", word_hashes, METH_O, word_hashes_doc},
+    {"number_columns", (PyCFunction)(void (*)(void))number_columns, METH_FASTCALL,
+     number_columns_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -22,7 +22,7 @@ evaluation (monitor/evaluate_stories.py) both call `plan_batch` with what they l
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -32,6 +32,12 @@ import numpy as np
 
 from monitor.settings import StoriesSettings
 from monitor.types import Item
+
+_number_columns: Callable[[np.ndarray, int, np.ndarray], int] | None
+try:
+    from monitor._shinglehash import number_columns as _number_columns
+except ImportError:  # installed without a C compiler: numbered by `distinct` and `column_of`
+    _number_columns = None
 
 #: Items with fewer shingles than this are too short to be compared or hashed for duplicates.
 MIN_SHINGLES = 3
@@ -518,9 +524,16 @@ def _columns(
     Columns are shingles, numbered through their hashes: a vectorised vocabulary instead of
     a dict lookup per shingle. Only shingles some new node carries can be shared with a new
     node, so only they become columns (counted over every node, stored and new); the rest of
-    the window's shingles matter only through `sizes`."""
+    the window's shingles matter only through `sizes`. A column's number is only a label:
+    where the compiled module was built, one pass over a hash table numbers them in order
+    of first appearance (without the GIL), instead of the sort of `distinct` and the
+    probes of `column_of`."""
     hashes = np.concatenate(per_node)
-    vocab = distinct(hashes[int(sizes[:first_new].sum()) :])
+    first = int(sizes[:first_new].sum())
+    if _number_columns is not None:  # the same columns, numbered in another order
+        cols = np.empty(len(hashes), dtype=np.int32)
+        return cols, _number_columns(hashes, first, cols)
+    vocab = distinct(hashes[first:])
     return column_of(vocab, hashes), len(vocab)
 
 

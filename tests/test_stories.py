@@ -99,12 +99,23 @@ def test_stop_like_shingles_count_in_similarity_but_make_no_candidates() -> None
     assert _best([new], rare, stop_like=3) == {9: 20}
 
 
+@pytest.fixture(params=["compiled", "python"])
+def numbering(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The decision's columns numbered by the compiled module, or by `distinct` and
+    `column_of` (as without a C compiler): every choice must be the same."""
+    if request.param == "python":
+        monkeypatch.setattr(stories, "_number_columns", None)
+    elif stories._number_columns is None:
+        pytest.skip("monitor._shinglehash is not built here: the Python numbering runs")
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     ("seed", "vocabulary", "stop_like", "joins"),
     [(5, 120, 25, 100), (23, 300, 50, 120), (13, 800, 8, 30), (7, 1000, 5, 15)],
 )
 def test_vectorised_choice_equals_choose_story_over_the_candidates(
-    seed: int, vocabulary: int, stop_like: int, joins: int
+    seed: int, vocabulary: int, stop_like: int, joins: int, numbering: str
 ) -> None:
     """`best_candidates` against the one-item rule it vectorises, on random overlapping sets:
     candidates are stored items and earlier batch items sharing two non-stop-like shingles
@@ -148,7 +159,7 @@ def test_vectorised_choice_equals_choose_story_over_the_candidates(
 
 @pytest.mark.parametrize(("rows", "pairs"), [(1, 1), (3, 40), (7, 1)])
 def test_the_choice_does_not_depend_on_how_rows_are_stepped(
-    rows: int, pairs: int, monkeypatch: pytest.MonkeyPatch
+    rows: int, pairs: int, monkeypatch: pytest.MonkeyPatch, numbering: str
 ) -> None:
     """Rows are taken in steps bounded by rows and by rare pairs (a step holds at least one
     row); any stepping gives the same choices."""
@@ -428,6 +439,38 @@ def test_column_of_copes_when_every_key_lands_on_the_same_slot() -> None:
     keys = np.concatenate([vocab[::-1], vocab + 1])
     found = column_of(vocab, keys).tolist()
     assert found == list(range(299, -1, -1)) + [-1] * 300
+
+
+@pytest.mark.parametrize(("size", "first"), [(0, 0), (1, 0), (1, 1), (9, 4), (5000, 1200)])
+def test_compiled_columns_are_the_python_columns_renumbered(size: int, first: int) -> None:
+    """`number_columns` gives each value the column `column_of` gives it, under other
+    numbers: the same values share a column, and values only stored items hold get -1."""
+    compiled = pytest.importorskip("monitor._shinglehash", reason="not built here")
+    rng = np.random.default_rng(size + first)
+    values = rng.integers(-(2**63), 2**63 - 1, max(1, size // 3), dtype=np.int64)
+    hashes = values[rng.integers(0, len(values), size)]
+    # Some stored shingles no new item has; the rest are shared with new items.
+    hashes[: first // 2] = rng.integers(-(2**63), 2**63 - 1, first // 2, dtype=np.int64)
+    cols = np.full(len(hashes), -7, dtype=np.int32)
+    width = compiled.number_columns(hashes, first, cols)
+    expected = column_of(distinct(hashes[first:]), hashes)
+    assert width == len(set(hashes[first:].tolist()))
+    assert ((cols == -1) == (expected == -1)).all()
+    relabel = dict(zip(cols.tolist(), expected.tolist(), strict=True))
+    assert [relabel[c] for c in cols.tolist()] == expected.tolist()
+    assert len(set(relabel.values())) == len(relabel)
+    assert sorted(c for c in relabel if c >= 0) == list(range(width))
+
+
+def test_compiled_columns_refuse_mismatched_buffers() -> None:
+    compiled = pytest.importorskip("monitor._shinglehash", reason="not built here")
+    hashes = np.arange(10, dtype=np.int64)
+    with pytest.raises(ValueError, match="int32 out"):
+        compiled.number_columns(hashes, 0, np.empty(10, dtype=np.int64))
+    with pytest.raises(ValueError, match="first"):
+        compiled.number_columns(hashes, 11, np.empty(10, dtype=np.int32))
+    with pytest.raises(TypeError):
+        compiled.number_columns(hashes, 0)
 
 
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
