@@ -371,6 +371,44 @@ def test_times_are_written_on_sqlite_as_the_generic_path_writes_them(moment: dat
         fast(moment.replace(tzinfo=None))
 
 
+def test_bulk_writes_convert_a_value_shared_by_columns_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`executemany` caches per bind processor: a story of one item, first and last seen at
+    one time, has that time converted once for both columns, and both hold its text."""
+    from sqlalchemy import Column, Integer, MetaData, Table, create_engine
+
+    from monitor.store import schema
+    from monitor.store.bulk import executemany
+
+    converted: list[datetime] = []
+    to_text = schema._sqlite_text
+
+    def counting(value: datetime) -> str | None:
+        converted.append(value)
+        return to_text(value)
+
+    monkeypatch.setattr(schema, "_sqlite_text", counting)
+    table = Table(
+        "spans",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("first", schema.UtcDateTime()),
+        Column("last", schema.UtcDateTime()),
+    )
+    engine = create_engine("sqlite://")
+    table.metadata.create_all(engine)
+    times = [NOW, NOW + timedelta(hours=1), NOW]
+    rows = [(n, t, t + timedelta(hours=n == 1)) for n, t in enumerate(times)]
+    names = ("id", "first", "last")
+    types = {"first": table.c.first.type, "last": table.c.last.type}
+    with engine.begin() as conn:
+        executemany(conn, table.insert(), names, rows, types)
+        stored = conn.execute(select(table).order_by(table.c.id)).all()
+    assert [tuple(r) for r in stored] == rows
+    assert sorted(converted) == [NOW, NOW + timedelta(hours=1), NOW + timedelta(hours=2)]
+
+
 def test_the_time_text_migration_rewrites_the_old_forms(tmp_path: Path) -> None:
     """0004 rewrites, on SQLite, the forms sqlite3's default adapter wrote (a whole second
     without its fraction, an aware value with its +00:00 offset); the instants read back
