@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -34,6 +35,7 @@ compiled = pytest.importorskip(
 
 ROOT = Path(__file__).resolve().parent.parent
 WATCHLIST = ROOT / "config" / "watchlist.yaml"
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 #: Phrases whose first tokens take every rule of a token's key: possessives, apostrophes
 #: inside a word, digits first, English plurals (-s, -ies, and the -ss/-us/-is kept),
@@ -266,3 +268,44 @@ def test_records_are_the_same_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> 
     assert [slow.record(_item(f)) for f in fields_list] == with_module
     assert [slow.match_text(*f) for f in fields_list] == explained
     assert sum(r is not None for r in with_module) > 100
+
+
+# --- robustness on another project's corpus ---------------------------------------------------
+
+PEER_TESTS = ROOT.parent / "shared" / "peer-corpora" / "feedparser-6.0.14" / "tests"
+
+
+@cache
+def peer_corpus_fields() -> tuple[tuple[str, str, str], ...]:
+    """Title, summary and content of every item our parser takes from feedparser's test
+    corpus: odd markup, entities, every encoding, control characters."""
+    from monitor.errors import ParseError
+    from monitor.normalize import normalize_entries
+    from monitor.parse import parse_feed
+
+    out: list[tuple[str, str, str]] = []
+    for path in sorted(PEER_TESTS.rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            parsed = parse_feed(path.read_bytes(), url="http://example.com/feed", headers={})
+        except ParseError:
+            continue
+        items = normalize_entries(parsed, now=NOW, max_items=500).items
+        out += [(i.title, i.summary, i.content) for i in items]
+    return tuple(out)
+
+
+def test_peer_corpus_items_match_alike_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not PEER_TESTS.is_dir():
+        pytest.skip(f"peer corpus not found at {PEER_TESTS}")
+    fields_list = peer_corpus_fields()
+    assert len(fields_list) > 1000
+    index, slow = tricky_index(), python_path(tricky_index())
+    shipped, shipped_slow = shipped_index(), python_path(shipped_index())
+    for fields in fields_list:
+        for text in fields:
+            if text:
+                assert index.find(text) == slow.find(text), text
+                assert shipped.find(text) == shipped_slow.find(text), text
+                assert list(similarity._query_terms(text).items()) == list(_terms(text).items())
