@@ -168,11 +168,14 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:Scanner", names, &iterable)) {
         return -1;
     }
+    if (self->text != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner is already initialised");
+        return -1;
+    }
     PyObject *keys = PySequence_Fast(iterable, "keys must be an iterable of str");
     if (keys == NULL) {
         return -1;
     }
-    Scanner_clear_keys(self);
     memset(self->punctuation, 0, sizeof self->punctuation);
     self->every_word = 0;
     self->longest = 0;
@@ -416,11 +419,14 @@ static int TermCounter_init(TermCounter *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:TermCounter", names, &iterable)) {
         return -1;
     }
+    if (self->text != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "TermCounter is already initialised");
+        return -1;
+    }
     PyObject *words = PySequence_Fast(iterable, "stopwords must be an iterable of str");
     if (words == NULL) {
         return -1;
     }
-    TermCounter_clear(self);
     Py_ssize_t count = PySequence_Fast_GET_SIZE(words), slots = SLOTS_MIN;
     while (slots < 4 * count) {
         slots *= 2;

@@ -205,6 +205,23 @@ def test_scanner_rejects_what_is_not_text() -> None:
         compiled.Scanner(["talk"]).spans(b"talks")  # type: ignore[arg-type]
 
 
+def test_compiled_objects_are_set_up_once() -> None:
+    """Their tables never change once made: a second `__init__` (which another thread's
+    call could be reading) is refused, and an object never set up says so."""
+    scanner = compiled.Scanner(["talk"])
+    with pytest.raises(RuntimeError, match="already"):
+        scanner.__init__(["summit"])  # type: ignore[misc]
+    assert scanner.spans("summit talks") == [7, 12]
+    counter = compiled.TermCounter(["the"])
+    with pytest.raises(RuntimeError, match="already"):
+        counter.__init__(["talks"])  # type: ignore[misc]
+    assert counter.counts("the talks") == {"talk": 1}
+    with pytest.raises(RuntimeError, match="not initialised"):
+        compiled.Scanner.__new__(compiled.Scanner).spans("talks")
+    with pytest.raises(RuntimeError, match="not initialised"):
+        compiled.TermCounter.__new__(compiled.TermCounter).counts("talks")
+
+
 # --- TermCounter ---------------------------------------------------------------------------
 
 ascii_text = st.lists(
