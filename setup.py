@@ -1,5 +1,5 @@
 """Build of the optional compiled parts: story shingles hashed in C (`monitor._shinglehash`)
-and the matcher's word scan (`monitor._wordscan`).
+and the matcher's word passes (`monitor._wordscan`).
 
 Everything else is declared in pyproject.toml. The extensions are optional: without a C
 compiler the install goes on and the monitor uses its Python paths (`monitor.shingles`,
