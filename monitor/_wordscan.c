@@ -29,31 +29,28 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Key table slots: a power of two, at least four times the keys. */
-#define SLOTS_MIN 64
-
-typedef struct {
-    PyObject_HEAD
-    /* Word keys (lower-case ASCII letters, digits and apostrophes), open addressing. */
-    char **text;
-    Py_ssize_t *length;
-    Py_ssize_t mask;
-    /* The longest word key: longer tokens (after their stem) are no key. */
-    Py_ssize_t longest;
-    /* Punctuation characters that are keys themselves (or the apostrophe, for "'s"). */
-    unsigned char punctuation[128];
-    /* Some key has a shape no ASCII token has a rule for here: every word may hold it. */
-    int every_word;
-} Scanner;
-
 static int is_digit(Py_UCS4 c) { return c >= '0' && c <= '9'; }
 static int is_upper(Py_UCS4 c) { return c >= 'A' && c <= 'Z'; }
 static int is_lower(Py_UCS4 c) { return c >= 'a' && c <= 'z'; }
 static int is_alpha(Py_UCS4 c) { return is_upper(c) || is_lower(c); }
 static int is_alnum(Py_UCS4 c) { return is_alpha(c) || is_digit(c); }
 
-/* FNV-1a over the key's bytes. */
-static uint64_t key_hash(const char *text, Py_ssize_t length)
+/* --- a set of short byte strings (keys, stopwords) ---------------------------------------- */
+
+/* Slots at least: a power of two, at least four times the strings. */
+#define SLOTS_MIN 64
+
+/* Open addressing over copies of the strings; `text` is NULL until `strings_alloc`. */
+typedef struct {
+    char **text;
+    Py_ssize_t *length;
+    Py_ssize_t mask;
+    /* The longest string held: a longer one is not in the set. */
+    Py_ssize_t longest;
+} Strings;
+
+/* FNV-1a over the string's bytes. */
+static uint64_t string_hash(const char *text, Py_ssize_t length)
 {
     uint64_t h = UINT64_C(0xcbf29ce484222325);
     for (Py_ssize_t i = 0; i < length; i++) {
@@ -62,19 +59,91 @@ static uint64_t key_hash(const char *text, Py_ssize_t length)
     return h ^ (h >> 29);
 }
 
-static int has_key(const Scanner *self, const char *text, Py_ssize_t length)
+/* Room for `count` strings; -1 (MemoryError set) when memory ran out. */
+static int strings_alloc(Strings *set, Py_ssize_t count)
 {
-    if (length > self->longest || length == 0) {
-        return 0;
+    Py_ssize_t slots = SLOTS_MIN;
+    while (slots < 4 * count) {
+        slots *= 2;
     }
-    Py_ssize_t slot = (Py_ssize_t)(key_hash(text, length) & (uint64_t)self->mask);
-    while (self->text[slot] != NULL) {
-        if (self->length[slot] == length && memcmp(self->text[slot], text, length) == 0) {
-            return 1;
-        }
-        slot = (slot + 1) & self->mask;
+    set->mask = slots - 1;
+    set->longest = 0;
+    set->text = PyMem_Calloc(slots, sizeof(char *));
+    set->length = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    if (set->text == NULL || set->length == NULL) {
+        PyErr_NoMemory();
+        return -1;
     }
     return 0;
+}
+
+static void strings_free(Strings *set)
+{
+    if (set->text != NULL) {
+        for (Py_ssize_t i = 0; i <= set->mask; i++) {
+            PyMem_Free(set->text[i]);
+        }
+    }
+    PyMem_Free(set->text);
+    PyMem_Free(set->length);
+    set->text = NULL;
+    set->length = NULL;
+}
+
+/* The slot holding the string, or the empty slot where it would go. */
+static Py_ssize_t strings_slot(const Strings *set, const char *text, Py_ssize_t length)
+{
+    Py_ssize_t slot = (Py_ssize_t)(string_hash(text, length) & (uint64_t)set->mask);
+    while (set->text[slot] != NULL
+           && !(set->length[slot] == length && memcmp(set->text[slot], text, length) == 0)) {
+        slot = (slot + 1) & set->mask;
+    }
+    return slot;
+}
+
+static int strings_has(const Strings *set, const char *text, Py_ssize_t length)
+{
+    return length > 0 && length <= set->longest
+           && set->text[strings_slot(set, text, length)] != NULL;
+}
+
+/* Add a copy of the string (at most a quarter of the slots are ever used); -1 (MemoryError
+ * set) when memory ran out. */
+static int strings_add(Strings *set, const char *text, Py_ssize_t length)
+{
+    Py_ssize_t slot = strings_slot(set, text, length);
+    if (set->text[slot] != NULL) {
+        return 0;
+    }
+    char *copy = PyMem_Malloc(length > 0 ? length : 1);
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(copy, text, length);
+    set->text[slot] = copy;
+    set->length[slot] = length;
+    if (length > set->longest) {
+        set->longest = length;
+    }
+    return 0;
+}
+
+/* --- Scanner ------------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    /* Word keys: lower-case ASCII letters, digits and apostrophes. */
+    Strings keys;
+    /* Punctuation characters that are keys themselves (or the apostrophe, for "'s"). */
+    unsigned char punctuation[128];
+    /* Some key has a shape no ASCII token has a rule for here: every word may hold it. */
+    int every_word;
+} Scanner;
+
+static int has_key(const Scanner *self, const char *text, Py_ssize_t length)
+{
+    return strings_has(&self->keys, text, length);
 }
 
 /* Whether `key` (ASCII) has the shape of a word token's key: letters and digits joined by
@@ -121,43 +190,12 @@ static int add_key(Scanner *self, PyObject *key)
         self->every_word = 1;
         return 0;
     }
-    Py_ssize_t slot = (Py_ssize_t)(key_hash(text, length) & (uint64_t)self->mask);
-    while (self->text[slot] != NULL) {
-        if (self->length[slot] == length && memcmp(self->text[slot], text, length) == 0) {
-            return 0;
-        }
-        slot = (slot + 1) & self->mask;
-    }
-    char *copy = PyMem_Malloc(length);
-    if (copy == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    memcpy(copy, text, length);
-    self->text[slot] = copy;
-    self->length[slot] = length;
-    if (length > self->longest) {
-        self->longest = length;
-    }
-    return 0;
-}
-
-static void Scanner_clear_keys(Scanner *self)
-{
-    if (self->text != NULL) {
-        for (Py_ssize_t i = 0; i <= self->mask; i++) {
-            PyMem_Free(self->text[i]);
-        }
-    }
-    PyMem_Free(self->text);
-    PyMem_Free(self->length);
-    self->text = NULL;
-    self->length = NULL;
+    return strings_add(&self->keys, text, length);
 }
 
 static void Scanner_dealloc(Scanner *self)
 {
-    Scanner_clear_keys(self);
+    strings_free(&self->keys);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -168,7 +206,7 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:Scanner", names, &iterable)) {
         return -1;
     }
-    if (self->text != NULL) {
+    if (self->keys.text != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Scanner is already initialised");
         return -1;
     }
@@ -178,17 +216,9 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
     }
     memset(self->punctuation, 0, sizeof self->punctuation);
     self->every_word = 0;
-    self->longest = 0;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(keys), slots = SLOTS_MIN;
-    while (slots < 4 * count) {
-        slots *= 2;
-    }
-    self->mask = slots - 1;
-    self->text = PyMem_Calloc(slots, sizeof(char *));
-    self->length = PyMem_Calloc(slots, sizeof(Py_ssize_t));
-    if (self->text == NULL || self->length == NULL) {
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(keys);
+    if (strings_alloc(&self->keys, count) < 0) {
         Py_DECREF(keys);
-        PyErr_NoMemory();
         return -1;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -249,7 +279,7 @@ static int word_token_is_key(const Scanner *self, const Text *t, Py_ssize_t *i, 
             lower[used++] = (char)(is_upper(c) ? c + 32 : c);
         }
         if (pos + 1 < t->length && at(t, pos) == '\'' && is_alnum(at(t, pos + 1))) {
-            if (used <= self->longest + 2) {
+            if (used <= self->keys.longest + 2) {
                 found = found || token_is_key(self, lower, used);
             }
             lower[used++] = '\'';
@@ -259,7 +289,7 @@ static int word_token_is_key(const Scanner *self, const Text *t, Py_ssize_t *i, 
         break;
     }
     *i = pos;
-    if (!found && used <= self->longest + 2) {
+    if (!found && used <= self->keys.longest + 2) {
         found = token_is_key(self, lower, used);
     }
     return found;
@@ -304,7 +334,7 @@ static PyObject *Scanner_spans(Scanner *self, PyObject *text)
         PyErr_Format(PyExc_TypeError, "spans() needs a str, not %.80s", Py_TYPE(text)->tp_name);
         return NULL;
     }
-    if (self->text == NULL) {
+    if (self->keys.text == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Scanner was not initialised");
         return NULL;
     }
@@ -374,41 +404,13 @@ static PyTypeObject ScannerType = {
 
 typedef struct {
     PyObject_HEAD
-    /* Stopwords (lower-case ASCII), open addressing. */
-    char **text;
-    Py_ssize_t *length;
-    Py_ssize_t mask;
+    /* Stopwords: lower-case ASCII. */
+    Strings stopwords;
 } TermCounter;
-
-static int table_has(char *const *text, const Py_ssize_t *lengths, Py_ssize_t mask,
-                     const char *word, Py_ssize_t length)
-{
-    Py_ssize_t slot = (Py_ssize_t)(key_hash(word, length) & (uint64_t)mask);
-    while (text[slot] != NULL) {
-        if (lengths[slot] == length && memcmp(text[slot], word, length) == 0) {
-            return 1;
-        }
-        slot = (slot + 1) & mask;
-    }
-    return 0;
-}
-
-static void TermCounter_clear(TermCounter *self)
-{
-    if (self->text != NULL) {
-        for (Py_ssize_t i = 0; i <= self->mask; i++) {
-            PyMem_Free(self->text[i]);
-        }
-    }
-    PyMem_Free(self->text);
-    PyMem_Free(self->length);
-    self->text = NULL;
-    self->length = NULL;
-}
 
 static void TermCounter_dealloc(TermCounter *self)
 {
-    TermCounter_clear(self);
+    strings_free(&self->stopwords);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -419,7 +421,7 @@ static int TermCounter_init(TermCounter *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:TermCounter", names, &iterable)) {
         return -1;
     }
-    if (self->text != NULL) {
+    if (self->stopwords.text != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "TermCounter is already initialised");
         return -1;
     }
@@ -427,16 +429,9 @@ static int TermCounter_init(TermCounter *self, PyObject *args, PyObject *kwargs)
     if (words == NULL) {
         return -1;
     }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(words), slots = SLOTS_MIN;
-    while (slots < 4 * count) {
-        slots *= 2;
-    }
-    self->mask = slots - 1;
-    self->text = PyMem_Calloc(slots, sizeof(char *));
-    self->length = PyMem_Calloc(slots, sizeof(Py_ssize_t));
-    if (self->text == NULL || self->length == NULL) {
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(words);
+    if (strings_alloc(&self->stopwords, count) < 0) {
         Py_DECREF(words);
-        PyErr_NoMemory();
         return -1;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -447,21 +442,10 @@ static int TermCounter_init(TermCounter *self, PyObject *args, PyObject *kwargs)
             return -1;
         }
         const char *text = (const char *)PyUnicode_DATA(word);
-        Py_ssize_t length = PyUnicode_GET_LENGTH(word);
-        if (length == 0 || table_has(self->text, self->length, self->mask, text, length)) {
-            continue;
-        }
-        Py_ssize_t slot = (Py_ssize_t)(key_hash(text, length) & (uint64_t)self->mask);
-        while (self->text[slot] != NULL) {
-            slot = (slot + 1) & self->mask;
-        }
-        if ((self->text[slot] = PyMem_Malloc(length)) == NULL) {
+        if (strings_add(&self->stopwords, text, PyUnicode_GET_LENGTH(word)) < 0) {
             Py_DECREF(words);
-            PyErr_NoMemory();
             return -1;
         }
-        memcpy(self->text[slot], text, length);
-        self->length[slot] = length;
     }
     Py_DECREF(words);
     return 0;
@@ -471,7 +455,7 @@ static int TermCounter_init(TermCounter *self, PyObject *args, PyObject *kwargs)
  * (`_singular`) unless it is a stopword. */
 static int count_word(const TermCounter *self, PyObject *counts, char *word, Py_ssize_t length)
 {
-    if (table_has(self->text, self->length, self->mask, word, length)) {
+    if (strings_has(&self->stopwords, word, length)) {
         return 0;
     }
     if (length > 4 && memcmp(word + length - 3, "ies", 3) == 0) {
@@ -511,7 +495,7 @@ static PyObject *TermCounter_counts(TermCounter *self, PyObject *text)
         PyErr_Format(PyExc_TypeError, "counts() needs a str, not %.80s", Py_TYPE(text)->tp_name);
         return NULL;
     }
-    if (self->text == NULL) {
+    if (self->stopwords.text == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "TermCounter was not initialised");
         return NULL;
     }
