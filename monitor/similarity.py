@@ -151,12 +151,14 @@ _STOPWORDS = frozenset(
 )
 
 
+#: The compiled term counter, or None where the module was not built.
+_COUNTER: _wordscan.TermCounter | None
 try:
-    from monitor._wordscan import TermCounter
-except ImportError:  # installed without a C compiler
-    _COUNTER: TermCounter | None = None
+    from monitor import _wordscan
+except ImportError:  # installed without a C compiler: the Python path
+    _COUNTER = None
 else:
-    _COUNTER = TermCounter(sorted(_STOPWORDS))
+    _COUNTER = _wordscan.TermCounter(sorted(_STOPWORDS))
 
 
 def _query_terms(text: str) -> Mapping[str, int]:
