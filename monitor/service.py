@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from alerts.service import deliver, retry_due
-from monitor.errors import ConfigError, MonitorError, WatchlistError
+from monitor.errors import ConfigError, MonitorError, StorageError, WatchlistError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, MatcherCache
 from monitor.pipeline import (
@@ -105,11 +105,21 @@ class Monitor:
             on_start(len(feeds))
         version = matcher.watchlist.version if matcher else None
         cycle_id = self.storage.start_cycle(now, version)
-        report = asyncio.run(self._run(feeds, matcher, version, on_feed))
+        with self.storage.checkpointing():
+            report = asyncio.run(self._run(feeds, matcher, version, on_feed))
         self.storage.finish_cycle(cycle_id, _summary(report))
         if report.new_matches:
             self.deliver("immediate")
+        self._checkpoint()
         return report
+
+    def _checkpoint(self) -> None:
+        """The cycle's writes copied into the database file (SQLite), after its digests went
+        out; a failure is logged (the log keeps every write) and tried again next cycle."""
+        try:
+            self.storage.checkpoint()
+        except StorageError as e:
+            log.warning("%s", e)
 
     async def _run(
         self,

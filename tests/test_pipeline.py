@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from monitor import yamlio
+from monitor.errors import StorageError
 from monitor.service import Monitor
 from monitor.settings import load_config
 from monitor.store import Storage
@@ -135,6 +137,47 @@ def test_changed_feed_adds_only_new_items(
     feed_server.add("/a.xml", body=rss(1, range(2, 8)))  # three old, three new
     report = monitor.poll(due_only=False)
     assert (report.new_items, count(sqlite_engine, items)) == (3, 8)
+
+
+def test_a_cycle_ends_with_its_items_copied_into_the_database_file(
+    feed_server: FeedServer, sqlite_engine: Engine, tmp_path: Path, monitors: list[Monitor]
+) -> None:
+    feed_server.add("/a.xml", body=rss(1, range(5)))
+    monitor = make_monitor(
+        make_config(tmp_path / "c", str(sqlite_engine.url), [feed_server.url("/a.xml")]),
+        sqlite_engine,
+        monitors,
+    )
+    assert monitor.poll(due_only=False).new_items == 5
+    # The database file alone (without its write-ahead log) holds the cycle's items.
+    alone = tmp_path / "alone.db"
+    alone.write_bytes(Path(str(sqlite_engine.url.database)).read_bytes())
+    with closing(sqlite3.connect(alone)) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (5,)
+
+
+def test_a_failed_checkpoint_is_logged_and_the_cycle_still_reported(
+    feed_server: FeedServer,
+    sqlite_engine: Engine,
+    tmp_path: Path,
+    monitors: list[Monitor],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    feed_server.add("/a.xml", body=rss(1, range(5)))
+    monitor = make_monitor(
+        make_config(tmp_path / "c", str(sqlite_engine.url), [feed_server.url("/a.xml")]),
+        sqlite_engine,
+        monitors,
+    )
+
+    def fail() -> None:
+        raise StorageError("cannot checkpoint the database: disk I/O error")
+
+    monkeypatch.setattr(monitor.storage, "checkpoint", fail)
+    assert monitor.poll(due_only=False).new_items == 5
+    assert "cannot checkpoint the database: disk I/O error" in caplog.text
+    assert count(sqlite_engine, items) == 5
 
 
 def test_a_failing_feed_is_recorded_and_the_cycle_goes_on(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
+import time
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -17,8 +19,10 @@ from monitor.errors import LockedError, StorageError
 from monitor.settings import FeedSpec
 from monitor.store import Storage, make_engine, require_current, upgrade
 from monitor.store import items as item_rows
+from monitor.store.engine import WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT
 from monitor.store.lock import instance_lock
 from monitor.store.schema import cycles, feeds, item_stories, items
+from monitor.store.wal import WalCheckpointer, checkpoint
 from monitor.types import FeedUpdateIntent, Item
 
 NOW = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
@@ -513,6 +517,101 @@ def test_sqlite_pragmas_are_set_on_every_connection(sqlite_engine: Engine) -> No
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == WAL_CHECKPOINT_PAGES
+        assert conn.execute(text("PRAGMA journal_size_limit")).scalar() == WAL_SIZE_LIMIT
+
+
+def _items_in_file_alone(database: Path, copy: Path) -> int:
+    """Items in the database file itself, without its write-ahead log (a copy of the file
+    alone, opened where no log lies beside it)."""
+    copy.write_bytes(database.read_bytes())
+    with closing(sqlite3.connect(copy)) as conn:
+        return int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
+
+
+def test_a_checkpoint_copies_the_log_into_the_database_file(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    storage = Storage(sqlite_engine)
+    storage.sync_feeds([spec("https://example.org/feed")], NOW)
+    [feed] = storage.selected_feeds()
+    storage.checkpoint()  # the schema and the feed in the file
+    storage.save_items(feed.id, [item(str(n)) for n in range(50)], [None] * 50, NOW)
+    database = Path(str(sqlite_engine.url.database))
+    # Far fewer pages than WAL_CHECKPOINT_PAGES: the commits left them in the log.
+    assert _items_in_file_alone(database, tmp_path / "before.db") == 0
+    storage.checkpoint()
+    assert _items_in_file_alone(database, tmp_path / "after.db") == 50
+
+
+def test_a_checkpoint_elsewhere_than_an_sqlite_file_does_nothing(engine: Engine) -> None:
+    Storage(engine).checkpoint()  # PostgreSQL: nothing to copy; no error
+    memory = make_engine("sqlite://")
+    try:
+        checkpoint(memory)
+    finally:
+        memory.dispose()
+
+
+def _checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "monitor-checkpoint"]
+
+
+def test_while_checkpointing_a_thread_copies_the_log_after_commits(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    storage = Storage(sqlite_engine)
+    storage.sync_feeds([spec("https://example.org/feed")], NOW)
+    [feed] = storage.selected_feeds()
+    storage.checkpoint()
+    database = Path(str(sqlite_engine.url.database))
+    with storage.checkpointing():
+        assert len(_checkpoint_threads()) == 1
+        storage.save_items(feed.id, [item(str(n)) for n in range(50)], [None] * 50, NOW)
+        deadline = time.monotonic() + 10
+        while _items_in_file_alone(database, tmp_path / "copy.db") < 50:
+            assert time.monotonic() < deadline, "the log was not copied while the block ran"
+            time.sleep(0.05)
+    assert _checkpoint_threads() == []
+
+
+def test_checkpointing_starts_no_thread_but_for_an_sqlite_file(engine: Engine) -> None:
+    with Storage(engine).checkpointing():
+        expected = 1 if engine.dialect.name == "sqlite" else 0
+        assert len(_checkpoint_threads()) == expected
+    assert _checkpoint_threads() == []
+
+
+def test_a_checkpoint_thread_that_fails_logs_it_and_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "monitor.db"
+    broken.write_bytes(b"not a database, " * 512)
+    engine = make_engine(f"sqlite:///{broken}")
+    checkpointer = WalCheckpointer(engine, period_s=0.0)
+    try:
+        checkpointer.start()
+        checkpointer.committed()
+        deadline = time.monotonic() + 10
+        while _checkpoint_threads():
+            assert time.monotonic() < deadline, "the thread did not end"
+            time.sleep(0.01)
+        assert "cannot checkpoint the database" in caplog.text
+        assert checkpointer.done == 0
+        checkpointer.stop()  # after the thread ended on its own: returns at once
+    finally:
+        engine.dispose()
+
+
+def test_a_checkpoint_that_fails_says_so_as_a_storage_error(tmp_path: Path) -> None:
+    broken = tmp_path / "monitor.db"
+    broken.write_bytes(b"not a database, " * 512)
+    engine = make_engine(f"sqlite:///{broken}")
+    try:
+        with pytest.raises(StorageError, match="cannot checkpoint the database"):
+            checkpoint(engine)
+    finally:
+        engine.dispose()
 
 
 def test_cycles_are_recorded_and_old_ones_pruned(engine: Engine) -> None:

@@ -23,6 +23,7 @@ from monitor.store.stories import (
     load_window,
     pending_records,
 )
+from monitor.store.wal import WalCheckpointer, checkpoint, keeps_a_log
 from monitor.stories import STOP_LIKE, packed, shingle_hashes
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchRecord, SaveReport
 
@@ -36,6 +37,7 @@ class Storage:
         self.engine = engine
         self.stories = stories
         self.story_index = StoryIndex(stories.stop_like if stories else STOP_LIKE)
+        self._checkpointer: WalCheckpointer | None = None
 
     def sync_feeds(self, specs: Sequence[FeedSpec], now: datetime) -> feed_rows.SyncReport:
         with self.engine.begin() as conn:
@@ -75,6 +77,8 @@ class Storage:
             batch = SaveBatch(conn, stories_on)
             yield batch
         self.story_index.hint(batch.hints)
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def prepare_stories(self, now: datetime) -> int:
         """At the start of a cycle: place the items a crash left without a story (as
@@ -109,6 +113,26 @@ class Storage:
     def finish_cycle(self, cycle_id: int, summary: item_rows.CycleSummary) -> None:
         with self.engine.begin() as conn:
             item_rows.finish_cycle(conn, cycle_id, summary)
+
+    def checkpoint(self) -> None:
+        """Copy SQLite's write-ahead log into the database file (`wal.checkpoint`), as a
+        cycle ends."""
+        checkpoint(self.engine)
+
+    @contextmanager
+    def checkpointing(self) -> Iterator[None]:
+        """While the block runs, the log of an SQLite file is copied by a thread of its own
+        after the saves commit (`wal.WalCheckpointer`), not by the commits themselves."""
+        if not keeps_a_log(self.engine):
+            yield
+            return
+        self._checkpointer = WalCheckpointer(self.engine)
+        self._checkpointer.start()
+        try:
+            yield
+        finally:
+            self._checkpointer.stop()
+            self._checkpointer = None
 
 
 class SaveBatch:

@@ -11,6 +11,14 @@ from sqlalchemy.exc import ArgumentError
 
 from monitor.errors import StorageError
 
+#: WAL pages after which a commit on SQLite copies the log into the database file itself
+#: (SQLite's default is 1,000, about 4 MB). During a cycle a thread of its own does that
+#: (`monitor.store.wal`), so this is only the net for when it falls behind: at the default,
+#: a cold cycle's storage thread waited in twenty-odd such checkpoints (docs/decisions.md).
+WAL_CHECKPOINT_PAGES = 8000
+#: Bytes the WAL file is cut back to once copied (it would otherwise keep its largest size).
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
 
 def normalise_url(url: str) -> str:
     """Pick the psycopg 3 driver for plain postgresql:// URLs."""
@@ -51,6 +59,8 @@ def _sqlite_engine(url: str, database: str | None, busy_timeout_s: float) -> Eng
         if database and database != ":memory:":
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
