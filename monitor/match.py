@@ -22,6 +22,7 @@ same hits, without a Python string per word (`PhraseIndex.find`).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 from collections import defaultdict
@@ -1109,14 +1110,15 @@ def evidence_to_json(result: MatchResult) -> dict[str, Any]:
 
 
 def match_record(result: MatchResult) -> MatchRecord:
-    """What storage keeps of `result`: its verdict, its evidence as JSON data, and the topic
-    phrases it hit (casefolded, each once)."""
+    """What storage keeps of `result`: its verdict, its evidence as JSON text (as the
+    `matches.evidence` column's own encoder writes it), and the topic phrases it hit
+    (casefolded, each once)."""
     terms = dict.fromkeys(h.phrase.casefold() for h in result.hits if h.kind == "topic")
     return MatchRecord(
         score=result.score,
         topics=result.topics,
         actors=result.actors,
-        evidence=evidence_to_json(result),
+        evidence_json=json.dumps(evidence_to_json(result)),
         watchlist_version=result.watchlist_version,
         terms=tuple(terms),
     )

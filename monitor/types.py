@@ -8,6 +8,7 @@ normaliser, `MatchResult` out of the matcher (and `MatchRecord`, what is stored 
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -214,16 +215,25 @@ class MatchRecord:
 
     A parse worker sends this, not the MatchResult: unpickling a result's many small
     records (hits, topic scores) cost the parent's results thread 0.25 s for the 3,163
-    matches of a cold bench cycle, the plain values of the evidence a fraction of that."""
+    matches of a cold bench cycle, the plain values of the evidence a fraction of that, and
+    its JSON text next to nothing."""
 
     score: float
     topics: tuple[str, ...]
     actors: tuple[str, ...]
-    #: `monitor.match.evidence_to_json` of the result: hits, score parts, snippet, seed.
-    evidence: dict[str, Any]
+    #: `monitor.match.evidence_to_json` of the result (hits, score parts, snippet, seed) as
+    #: JSON text, encoded where the item was matched: the parent neither unpickles its many
+    #: small values nor encodes them for the `matches` row.
+    evidence_json: str
     watchlist_version: str
     #: The topic phrases hit, casefolded, each once (what a story counts as its terms).
     terms: tuple[str, ...]
+
+    @property
+    def evidence(self) -> dict[str, Any]:
+        """The evidence as JSON data."""
+        data: dict[str, Any] = json.loads(self.evidence_json)
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, bindparam, func, select, text
+from sqlalchemy import Engine, String, bindparam, cast, func, select, text
 
 from monitor.errors import LockedError, StorageError
 from monitor.settings import FeedSpec
@@ -21,7 +22,7 @@ from monitor.store import Storage, make_engine, require_current, upgrade
 from monitor.store import items as item_rows
 from monitor.store.engine import WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT
 from monitor.store.lock import instance_lock
-from monitor.store.schema import cycles, feeds, item_stories, items
+from monitor.store.schema import cycles, feeds, item_stories, items, matches
 from monitor.store.wal import WalCheckpointer, checkpoint
 from monitor.types import FeedUpdateIntent, Item
 
@@ -275,6 +276,43 @@ def stored_times(path: Path) -> dict[str, list[str]]:
                     )
                     out[f"{table.name}.{column.name}"] = [r[0] for r in conn.execute(query)]
     return out
+
+
+def test_evidence_encoded_where_matched_is_stored_as_the_column_encodes_it(
+    engine: Engine,
+) -> None:
+    """A match's evidence arrives as JSON text (encoded in the worker); a row with the same
+    evidence as JSON data stores the same value, and rewriting a match takes either form."""
+    from monitor.match import match_record
+    from monitor.store import match_row
+    from monitor.store import matches as match_rows
+    from tests.test_stories_store import _result
+
+    record = match_record(_result(("lavrov",), ("Istanbul Talks", "istanbul talks")))
+    assert json.loads(record.evidence_json) == record.evidence
+    storage = Storage(engine)
+    storage.sync_feeds([spec("https://a.example/rss")], NOW)
+    [feed] = storage.selected_feeds()
+    with engine.begin() as conn:
+        ids = item_rows.insert_items(conn, feed.id, [item("1"), item("2")])
+        as_text = match_row(ids["1"], record, NOW)
+        as_data = {**match_row(ids["2"], record, NOW), "evidence": record.evidence}
+        assert isinstance(as_text["evidence"], str)
+        assert item_rows.insert_matches(conn, [as_text, as_data]) == 2
+        stored = dict(conn.execute(select(matches.c.item_id, matches.c.evidence)).all())
+        raw = dict(
+            conn.execute(select(matches.c.item_id, cast(matches.c.evidence, String))).all()
+        )
+        [match_id] = conn.execute(
+            select(matches.c.id).where(matches.c.item_id == ids["1"])
+        ).scalars()
+        match_rows.replace_match(conn, match_id, {**as_text, "score": 0.5})
+        rewritten = conn.execute(
+            select(matches.c.evidence, matches.c.score).where(matches.c.id == match_id)
+        ).one()
+    assert stored[ids["1"]] == stored[ids["2"]] == record.evidence
+    assert raw[ids["1"]] == raw[ids["2"]], "the same text, whichever form it came in"
+    assert tuple(rewritten) == (record.evidence, 0.5)
 
 
 def test_every_time_written_on_sqlite_has_one_text_form(tmp_path: Path) -> None:

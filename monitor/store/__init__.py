@@ -194,13 +194,14 @@ def _packed(taken: Sequence[bytes | str], hashes: Sequence[np.ndarray]) -> list[
 
 
 def match_row(item_id: int, match: MatchRecord, now: datetime) -> dict[str, Any]:
-    """The matches-table row recording `match` for a stored item."""
+    """The matches-table row recording `match` for a stored item (its evidence as the JSON
+    text the match carries: `insert_matches` and `replace_match` take it as it is)."""
     return {
         "item_id": item_id,
         "score": match.score,
         "topics": list(match.topics),
         "actors": list(match.actors),
-        "evidence": match.evidence,
+        "evidence": match.evidence_json,
         "watchlist_version": match.watchlist_version,
         "matched_at": now,
     }

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -170,17 +171,41 @@ MATCH_COLUMNS = (
 
 def insert_matches(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Insert match rows (item_id, score, topics, actors, evidence, watchlist_version,
-    matched_at); an item already matched keeps its row. Returns how many were added."""
+    matched_at); an item already matched keeps its row. Returns how many were added.
+
+    The evidence is JSON data, or JSON text already encoded (a str: `match_row`), which on
+    SQLite goes to the driver as it is."""
     if not rows:
         return 0
     if conn.dialect.name == "sqlite":  # by driver-level executemany, as `_insert_items_sqlite`
-        values = [tuple(r[n] for n in MATCH_COLUMNS) for r in rows]
-        types = {n: matches.c[n].type for n in MATCH_COLUMNS}
-        json_columns = ("topics", "actors", "evidence")
+        encode = _evidence_encoder(conn.dialect)
+        values = [tuple(r[n] for n in MATCH_COLUMNS) for r in map(encode, rows)]
+        types = {n: matches.c[n].type for n in MATCH_COLUMNS if n != "evidence"}
+        json_columns = ("topics", "actors")
         bulk = _sqlite_insert(matches, MATCH_COLUMNS, conn.dialect)
         return executemany(conn, bulk, MATCH_COLUMNS, values, types, uncached=json_columns)
     statement = _new_matches_statement(conn.dialect.name)
-    return len(conn.execute(statement, list(rows)).all())
+    return len(conn.execute(statement, [evidence_as_data(r) for r in rows]).all())
+
+
+def _evidence_encoder(dialect: Dialect) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A match row with its evidence as JSON text, encoded as the column's own bind
+    processor does where it is JSON data."""
+    process = matches.c.evidence.type.dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+
+    def encoded(row: dict[str, Any]) -> dict[str, Any]:
+        evidence = row["evidence"]
+        return row if isinstance(evidence, str) else {**row, "evidence": process(evidence)}
+
+    return encoded
+
+
+def evidence_as_data(row: dict[str, Any]) -> dict[str, Any]:
+    """A match row with its evidence as JSON data, for a statement through the Core (whose
+    JSON type encodes it)."""
+    evidence = row.get("evidence")
+    return {**row, "evidence": json.loads(evidence)} if isinstance(evidence, str) else row
 
 
 def _sqlite_insert(table: Table, names: tuple[str, ...], dialect: Dialect) -> Compiled:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, exists, func, select, update
 
+from monitor.store.items import evidence_as_data
 from monitor.store.schema import digest_matches, feeds, items, matches
 from monitor.types import Item
 
@@ -148,7 +149,7 @@ def _item(row: Any) -> Item:
 
 def replace_match(conn: Connection, match_id: int, row: dict[str, Any]) -> None:
     """Update a match in place: its id, and so its deliveries, stay."""
-    values = {k: v for k, v in row.items() if k != "item_id"}
+    values = {k: v for k, v in evidence_as_data(row).items() if k != "item_id"}
     conn.execute(update(matches).where(matches.c.id == match_id).values(**values))
 
 
