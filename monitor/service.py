@@ -114,10 +114,10 @@ class Monitor:
         return report
 
     def _checkpoint(self) -> None:
-        """The cycle's writes copied into the database file (SQLite), after its digests went
-        out; a failure is logged (the log keeps every write) and tried again next cycle."""
+        """A large cycle's writes copied into the database file (SQLite), after its digests
+        went out (`Storage.settle_log`); a failure is logged (the log keeps every write)."""
         try:
-            self.storage.checkpoint()
+            self.storage.settle_log()
         except StorageError as e:
             log.warning("%s", e)
 

@@ -139,21 +139,22 @@ def test_changed_feed_adds_only_new_items(
     assert (report.new_items, count(sqlite_engine, items)) == (3, 8)
 
 
-def test_a_cycle_ends_with_its_items_copied_into_the_database_file(
+def test_a_large_cycle_ends_with_its_items_copied_into_the_database_file(
     feed_server: FeedServer, sqlite_engine: Engine, tmp_path: Path, monitors: list[Monitor]
 ) -> None:
-    feed_server.add("/a.xml", body=rss(1, range(5)))
+    urls = []
+    for f in range(25):  # 1,250 items: more than one checkpoint's worth (ITEMS_PER_CHECKPOINT)
+        feed_server.add(f"/f{f}.xml", body=rss(f, range(50)))
+        urls.append(feed_server.url(f"/f{f}.xml"))
     monitor = make_monitor(
-        make_config(tmp_path / "c", str(sqlite_engine.url), [feed_server.url("/a.xml")]),
-        sqlite_engine,
-        monitors,
+        make_config(tmp_path / "c", str(sqlite_engine.url), urls), sqlite_engine, monitors
     )
-    assert monitor.poll(due_only=False).new_items == 5
+    assert monitor.poll(due_only=False).new_items == 1250
     # The database file alone (without its write-ahead log) holds the cycle's items.
     alone = tmp_path / "alone.db"
     alone.write_bytes(Path(str(sqlite_engine.url.database)).read_bytes())
     with closing(sqlite3.connect(alone)) as conn:
-        assert conn.execute("SELECT count(*) FROM items").fetchone() == (5,)
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (1250,)
 
 
 def test_a_failed_checkpoint_is_logged_and_the_cycle_still_reported(
@@ -174,7 +175,7 @@ def test_a_failed_checkpoint_is_logged_and_the_cycle_still_reported(
     def fail() -> None:
         raise StorageError("cannot checkpoint the database: disk I/O error")
 
-    monkeypatch.setattr(monitor.storage, "checkpoint", fail)
+    monkeypatch.setattr(monitor.storage, "settle_log", fail)
     assert monitor.poll(due_only=False).new_items == 5
     assert "cannot checkpoint the database: disk I/O error" in caplog.text
     assert count(sqlite_engine, items) == 5

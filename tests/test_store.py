@@ -23,7 +23,7 @@ from monitor.store import items as item_rows
 from monitor.store.engine import WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT
 from monitor.store.lock import instance_lock
 from monitor.store.schema import cycles, feeds, item_stories, items, matches
-from monitor.store.wal import WalCheckpointer, checkpoint
+from monitor.store.wal import ITEMS_PER_CHECKPOINT, WalCheckpointer, checkpoint
 from monitor.types import FeedUpdateIntent, Item
 
 NOW = datetime(2025, 6, 2, 9, 30, tzinfo=UTC)
@@ -300,9 +300,7 @@ def test_evidence_encoded_where_matched_is_stored_as_the_column_encodes_it(
         assert isinstance(as_text["evidence"], str)
         assert item_rows.insert_matches(conn, [as_text, as_data]) == 2
         stored = dict(conn.execute(select(matches.c.item_id, matches.c.evidence)).all())
-        raw = dict(
-            conn.execute(select(matches.c.item_id, cast(matches.c.evidence, String))).all()
-        )
+        raw = dict(conn.execute(select(matches.c.item_id, cast(matches.c.evidence, String))).all())
         [match_id] = conn.execute(
             select(matches.c.id).where(matches.c.item_id == ids["1"])
         ).scalars()
@@ -567,23 +565,33 @@ def _items_in_file_alone(database: Path, copy: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
 
 
+def _stored_feed(storage: Storage) -> int:
+    """A feed to save items under, with the schema and the feed copied into the file."""
+    storage.sync_feeds([spec("https://example.org/feed")], NOW)
+    [feed] = storage.selected_feeds()
+    checkpoint(storage.engine)
+    return feed.id
+
+
+def _save(storage: Storage, feed_id: int, numbers: range) -> None:
+    saved = [item(str(n)) for n in numbers]
+    storage.save_items(feed_id, saved, [None] * len(saved), NOW)
+
+
 def test_a_checkpoint_copies_the_log_into_the_database_file(
     sqlite_engine: Engine, tmp_path: Path
 ) -> None:
     storage = Storage(sqlite_engine)
-    storage.sync_feeds([spec("https://example.org/feed")], NOW)
-    [feed] = storage.selected_feeds()
-    storage.checkpoint()  # the schema and the feed in the file
-    storage.save_items(feed.id, [item(str(n)) for n in range(50)], [None] * 50, NOW)
+    _save(storage, _stored_feed(storage), range(50))
     database = Path(str(sqlite_engine.url.database))
     # Far fewer pages than WAL_CHECKPOINT_PAGES: the commits left them in the log.
     assert _items_in_file_alone(database, tmp_path / "before.db") == 0
-    storage.checkpoint()
+    checkpoint(sqlite_engine)
     assert _items_in_file_alone(database, tmp_path / "after.db") == 50
 
 
 def test_a_checkpoint_elsewhere_than_an_sqlite_file_does_nothing(engine: Engine) -> None:
-    Storage(engine).checkpoint()  # PostgreSQL: nothing to copy; no error
+    checkpoint(engine)  # PostgreSQL: nothing to copy; no error
     memory = make_engine("sqlite://")
     try:
         checkpoint(memory)
@@ -595,22 +603,44 @@ def _checkpoint_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "monitor-checkpoint"]
 
 
-def test_while_checkpointing_a_thread_copies_the_log_after_commits(
+def test_while_checkpointing_a_thread_copies_the_log_once_enough_items_committed(
     sqlite_engine: Engine, tmp_path: Path
 ) -> None:
     storage = Storage(sqlite_engine)
-    storage.sync_feeds([spec("https://example.org/feed")], NOW)
-    [feed] = storage.selected_feeds()
-    storage.checkpoint()
+    feed_id = _stored_feed(storage)
     database = Path(str(sqlite_engine.url.database))
     with storage.checkpointing():
         assert len(_checkpoint_threads()) == 1
-        storage.save_items(feed.id, [item(str(n)) for n in range(50)], [None] * 50, NOW)
+        _save(storage, feed_id, range(ITEMS_PER_CHECKPOINT))
         deadline = time.monotonic() + 10
-        while _items_in_file_alone(database, tmp_path / "copy.db") < 50:
+        while _items_in_file_alone(database, tmp_path / "copy.db") < ITEMS_PER_CHECKPOINT:
             assert time.monotonic() < deadline, "the log was not copied while the block ran"
             time.sleep(0.05)
+        _save(storage, feed_id, range(ITEMS_PER_CHECKPOINT, ITEMS_PER_CHECKPOINT + 10))
     assert _checkpoint_threads() == []
+    # A large cycle: the rest is copied as it ends.
+    storage.settle_log()
+    assert _items_in_file_alone(database, tmp_path / "settled.db") == ITEMS_PER_CHECKPOINT + 10
+
+
+def test_small_cycles_leave_their_pages_to_a_later_copy(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    storage = Storage(sqlite_engine)
+    feed_id = _stored_feed(storage)
+    database = Path(str(sqlite_engine.url.database))
+    half = ITEMS_PER_CHECKPOINT // 2 + 1
+    with storage.checkpointing():
+        _save(storage, feed_id, range(half))
+    storage.settle_log()
+    assert _items_in_file_alone(database, tmp_path / "first.db") == 0
+    # The next cycle's items and those still owed reach the count together.
+    with storage.checkpointing():
+        _save(storage, feed_id, range(half, 2 * half))
+        deadline = time.monotonic() + 10
+        while _items_in_file_alone(database, tmp_path / "second.db") < 2 * half:
+            assert time.monotonic() < deadline, "the owed items were not counted"
+            time.sleep(0.05)
 
 
 def test_checkpointing_starts_no_thread_but_for_an_sqlite_file(engine: Engine) -> None:
@@ -629,7 +659,7 @@ def test_a_checkpoint_thread_that_fails_logs_it_and_ends(
     checkpointer = WalCheckpointer(engine, period_s=0.0)
     try:
         checkpointer.start()
-        checkpointer.committed()
+        checkpointer.committed(ITEMS_PER_CHECKPOINT)
         deadline = time.monotonic() + 10
         while _checkpoint_threads():
             assert time.monotonic() < deadline, "the thread did not end"

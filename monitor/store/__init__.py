@@ -38,6 +38,10 @@ class Storage:
         self.stories = stories
         self.story_index = StoryIndex(stories.stop_like if stories else STOP_LIKE)
         self._checkpointer: WalCheckpointer | None = None
+        #: Items committed since the log was last copied, carried from cycle to cycle.
+        self._log_items = 0
+        #: Whether the last `checkpointing` block copied the log at least once.
+        self._copied = False
 
     def sync_feeds(self, specs: Sequence[FeedSpec], now: datetime) -> feed_rows.SyncReport:
         with self.engine.begin() as conn:
@@ -78,7 +82,7 @@ class Storage:
             yield batch
         self.story_index.hint(batch.hints)
         if self._checkpointer is not None:
-            self._checkpointer.committed()
+            self._checkpointer.committed(batch.saved)
 
     def prepare_stories(self, now: datetime) -> int:
         """At the start of a cycle: place the items a crash left without a story (as
@@ -114,25 +118,30 @@ class Storage:
         with self.engine.begin() as conn:
             item_rows.finish_cycle(conn, cycle_id, summary)
 
-    def checkpoint(self) -> None:
-        """Copy SQLite's write-ahead log into the database file (`wal.checkpoint`), as a
-        cycle ends."""
-        checkpoint(self.engine)
-
     @contextmanager
     def checkpointing(self) -> Iterator[None]:
-        """While the block runs, the log of an SQLite file is copied by a thread of its own
-        after the saves commit (`wal.WalCheckpointer`), not by the commits themselves."""
+        """While the block runs (a cycle), the log of an SQLite file is copied by a thread of
+        its own as saves commit (`wal.WalCheckpointer`), not by the commits themselves."""
+        self._copied = False
         if not keeps_a_log(self.engine):
             yield
             return
-        self._checkpointer = WalCheckpointer(self.engine)
-        self._checkpointer.start()
+        checkpointer = self._checkpointer = WalCheckpointer(self.engine, self._log_items)
+        checkpointer.start()
         try:
             yield
         finally:
-            self._checkpointer.stop()
+            checkpointer.stop()
             self._checkpointer = None
+            self._log_items, self._copied = checkpointer.owed, checkpointer.done > 0
+
+    def settle_log(self) -> None:
+        """As a cycle ends: if its checkpoint thread had to copy the log (a large cycle),
+        copy the rest too, so the cycle ends with its writes in the database file; a small
+        cycle's few pages wait for a later copy."""
+        if self._copied:
+            checkpoint(self.engine)
+            self._log_items, self._copied = 0, False
 
 
 class SaveBatch:
@@ -143,6 +152,8 @@ class SaveBatch:
         self._stories_on = stories_on
         #: Pending story records of the items saved so far, for `StoryIndex.hint`.
         self.hints: list[Pending] = []
+        #: Items saved so far.
+        self.saved = 0
 
     def known_identities(self, feed_id: int, identities: Sequence[str]) -> set[str]:
         return item_rows.known_identities(self._conn, feed_id, identities)
@@ -165,6 +176,7 @@ class SaveBatch:
             hashes = shingle_hashes(taken)
             stored = _packed(taken, hashes)
         ids = item_rows.insert_items(self._conn, feed_id, items, stored)
+        self.saved += len(ids)
         match_rows = [
             match_row(ids[i.identity], m, now)
             for i, m in zip(items, matches, strict=True)
