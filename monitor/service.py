@@ -110,10 +110,10 @@ class Monitor:
         self.storage.finish_cycle(cycle_id, _summary(report))
         if report.new_matches:
             self.deliver("immediate")
-        self._checkpoint()
+        self._settle_log()
         return report
 
-    def _checkpoint(self) -> None:
+    def _settle_log(self) -> None:
         """A large cycle's writes copied into the database file (SQLite), after its digests
         went out (`Storage.settle_log`); a failure is logged (the log keeps every write)."""
         try:

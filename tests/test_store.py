@@ -603,6 +603,14 @@ def _checkpoint_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "monitor-checkpoint"]
 
 
+def _wait_for_items_in_file(database: Path, copy: Path, count: int) -> None:
+    """Until the database file alone holds `count` items (copied by the checkpoint thread)."""
+    deadline = time.monotonic() + 10
+    while _items_in_file_alone(database, copy) < count:
+        assert time.monotonic() < deadline, f"the file did not get {count} items in 10 s"
+        time.sleep(0.05)
+
+
 def test_while_checkpointing_a_thread_copies_the_log_once_enough_items_committed(
     sqlite_engine: Engine, tmp_path: Path
 ) -> None:
@@ -612,10 +620,7 @@ def test_while_checkpointing_a_thread_copies_the_log_once_enough_items_committed
     with storage.checkpointing():
         assert len(_checkpoint_threads()) == 1
         _save(storage, feed_id, range(ITEMS_PER_CHECKPOINT))
-        deadline = time.monotonic() + 10
-        while _items_in_file_alone(database, tmp_path / "copy.db") < ITEMS_PER_CHECKPOINT:
-            assert time.monotonic() < deadline, "the log was not copied while the block ran"
-            time.sleep(0.05)
+        _wait_for_items_in_file(database, tmp_path / "copy.db", ITEMS_PER_CHECKPOINT)
         _save(storage, feed_id, range(ITEMS_PER_CHECKPOINT, ITEMS_PER_CHECKPOINT + 10))
     assert _checkpoint_threads() == []
     # A large cycle: the rest is copied as it ends.
@@ -637,10 +642,7 @@ def test_small_cycles_leave_their_pages_to_a_later_copy(
     # The next cycle's items and those still owed reach the count together.
     with storage.checkpointing():
         _save(storage, feed_id, range(half, 2 * half))
-        deadline = time.monotonic() + 10
-        while _items_in_file_alone(database, tmp_path / "second.db") < 2 * half:
-            assert time.monotonic() < deadline, "the owed items were not counted"
-            time.sleep(0.05)
+        _wait_for_items_in_file(database, tmp_path / "second.db", 2 * half)
 
 
 def test_checkpointing_starts_no_thread_but_for_an_sqlite_file(engine: Engine) -> None:
