@@ -8,7 +8,6 @@ normaliser, `MatchResult` out of the matcher (and `MatchRecord`, what is stored 
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -228,12 +227,6 @@ class MatchRecord:
     watchlist_version: str
     #: The topic phrases hit, casefolded, each once (what a story counts as its terms).
     terms: tuple[str, ...]
-
-    @property
-    def evidence(self) -> dict[str, Any]:
-        """The evidence as JSON data."""
-        data: dict[str, Any] = json.loads(self.evidence_json)
-        return data
 
 
 @dataclass(frozen=True, slots=True)
