@@ -1,6 +1,8 @@
 """The feed fetcher, the monitor's only network I/O: polite, bounded, conditional GETs.
 
-One `Fetcher` owns one `httpx.AsyncClient` for a whole poll cycle. Every fetch:
+One `Fetcher` owns one set of connection pools (an httpx transport) for a whole poll cycle,
+and sends its requests to it directly: redirects, cookies and headers are handled here, so
+`httpx.AsyncClient`'s layers for them are not paid on every request. Every fetch:
 
     check URL → wait for a host slot and a global slot → connect through the SSRF guard
     → GET (conditional) → follow redirects by hand (each hop checked again)
@@ -443,16 +445,17 @@ class _Redirects:
     permanent_url: str | None = None
     all_permanent: bool = True
 
-    def follow(self, current: str, status: int, location: str | None) -> str:
+    def follow(self, current: httpx.URL, status: int, location: str | None) -> httpx.URL:
         if not location:
             raise FetchError(
                 self.feed_url, f"HTTP {status} redirect without a Location", status=status
             )
         try:
-            target = str(httpx.URL(current).join(location.strip()))
+            joined = current.join(location.strip())
         except httpx.InvalidURL as e:
             raise FetchError(self.feed_url, f"redirect to an invalid URL {location!r}") from e
-        check_url(self.feed_url, target, what="redirect to")
+        target = str(joined)
+        check_url(self.feed_url, joined, what="redirect to")
         if target in self.visited:
             loop = " → ".join([*self.visited[self.visited.index(target) :], target])
             raise FetchError(self.feed_url, f"redirect loop: {loop}", status=status)
@@ -463,19 +466,20 @@ class _Redirects:
         self.all_permanent = self.all_permanent and status in PERMANENT_REDIRECTS
         if self.all_permanent:
             self.permanent_url = target
-        return target
+        return joined
 
 
-def check_url(feed_url: str, url: str, *, what: str = "URL") -> None:
-    """Refuse anything but an absolute http(s) URL with a host."""
+def check_url(feed_url: str, url: str | httpx.URL, *, what: str = "URL") -> httpx.URL:
+    """The URL parsed, refused unless it is an absolute http(s) URL with a host."""
     try:
-        parsed = httpx.URL(url)
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     except httpx.InvalidURL as e:
         raise FetchError(feed_url, f"invalid {what} {url!r}: {e}") from e
     if parsed.scheme not in ("http", "https"):
-        raise FetchError(feed_url, f"{what} {url!r}: only http and https are fetched")
+        raise FetchError(feed_url, f"{what} {str(url)!r}: only http and https are fetched")
     if not parsed.host:
-        raise FetchError(feed_url, f"{what} {url!r} has no host")
+        raise FetchError(feed_url, f"{what} {str(url)!r} has no host")
+    return parsed
 
 
 # --- the fetcher -----------------------------------------------------------------------
@@ -485,7 +489,6 @@ def check_url(feed_url: str, url: str, *, what: str = "URL") -> None:
 class _Answer:
     """One hop's response: status, lower-cased headers, and the body when it was read."""
 
-    url: str
     status: int
     phrase: str
     headers: Mapping[str, str]
@@ -585,18 +588,11 @@ class PerOriginTransport(httpx.AsyncBaseTransport):
             await transport.aclose()
 
 
-def _build_client(settings: HttpSettings, allowed: Sequence[IPNetwork]) -> httpx.AsyncClient:
+def _build_transport(settings: HttpSettings, allowed: Sequence[IPNetwork]) -> PerOriginTransport:
     ssl_context = httpx.create_ssl_context(trust_env=False)
-    transport = PerOriginTransport(
+    return PerOriginTransport(
         lambda: _guarded_transport(settings, allowed, ssl_context),
         max_idle_pools=2 * settings.concurrency,
-    )
-    return httpx.AsyncClient(
-        transport=transport,
-        trust_env=False,
-        follow_redirects=False,
-        timeout=httpx.Timeout(settings.timeout),
-        headers={"User-Agent": settings.user_agent},
     )
 
 
@@ -607,13 +603,14 @@ class Fetcher:
         self._settings = settings
         self._clock = clock
         self._allowed = parse_networks(settings.allow_private_networks)
-        self._client: httpx.AsyncClient | None = None
+        self._timeouts = httpx.Timeout(settings.timeout).as_dict()
+        self._cookies = httpx.Cookies()
+        self._transport: PerOriginTransport | None = None
         self._global_slots: anyio.Semaphore | None = None
         self._host_slots: dict[str, anyio.Semaphore] = {}
 
     async def __aenter__(self) -> Fetcher:
-        self._client = _build_client(self._settings, self._allowed)
-        await self._client.__aenter__()
+        self._transport = _build_transport(self._settings, self._allowed)
         self._global_slots = anyio.Semaphore(self._settings.concurrency)
         return self
 
@@ -623,9 +620,9 @@ class Fetcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.__aexit__(exc_type, exc, tb)
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
 
     async def fetch(
         self,
@@ -643,7 +640,7 @@ class Fetcher:
         queued behind a host never holds a place (which could starve other hosts, or
         deadlock with feeds redirected to that host)."""
         started = time.monotonic()
-        check_url(url, url)
+        target = check_url(url, url)
         headers = self._request_headers(etag, last_modified)
         redirects = _Redirects(url, self._settings.max_redirects)
         budget = float(self._settings.deadline)
@@ -651,23 +648,28 @@ class Fetcher:
         while True:
             redirects.visited.append(current)
             hop_started = time.monotonic()
-            answer = await self._hop(url, current, headers, budget, admission)
+            answer = await self._hop(url, target, headers, budget, admission)
             budget -= time.monotonic() - hop_started
             if answer.status not in REDIRECT_STATUSES:
                 break
-            current = redirects.follow(current, answer.status, answer.headers.get("location"))
-        return self._result(url, answer, etag, last_modified, redirects, started)
+            target = redirects.follow(target, answer.status, answer.headers.get("location"))
+            current = str(target)
+        return self._result(url, current, answer, etag, last_modified, redirects, started)
 
     def _request_headers(self, etag: str | None, last_modified: str | None) -> dict[str, str]:
-        headers = {"Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING}
+        headers = {
+            "User-Agent": self._settings.user_agent,
+            "Accept": ACCEPT,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         return headers
 
-    def _host_slot(self, url: str) -> anyio.Semaphore:
-        host = httpx.URL(url).host.lower()
+    def _host_slot(self, url: httpx.URL) -> anyio.Semaphore:
+        host = url.host.lower()
         slot = self._host_slots.get(host)
         if slot is None:
             slot = self._host_slots[host] = anyio.Semaphore(self._settings.per_host)
@@ -676,15 +678,15 @@ class Fetcher:
     async def _hop(
         self,
         feed_url: str,
-        url: str,
+        url: httpx.URL,
         headers: Mapping[str, str],
         budget: float,
         admission: Admission | None = None,
     ) -> _Answer:
         """One request under a host slot, then a global slot, within the remaining deadline."""
-        if self._client is None or self._global_slots is None:
+        if self._transport is None or self._global_slots is None:
             raise RuntimeError("use the Fetcher inside 'async with'")
-        client, global_slots = self._client, self._global_slots
+        transport, global_slots = self._transport, self._global_slots
         if admission is not None:
             admission.leave()  # a no-op before the first request
         async with self._host_slot(url):
@@ -692,7 +694,7 @@ class Fetcher:
                 await admission.enter()
             async with global_slots:
                 with anyio.move_on_after(max(budget, 0.0)) as deadline:
-                    return await self._exchange(client, feed_url, url, headers)
+                    return await self._exchange(transport, feed_url, url, headers)
         if deadline.cancelled_caught:
             raise DeadlineError(
                 feed_url, f"took longer than the {self._settings.deadline:g} s deadline"
@@ -700,23 +702,41 @@ class Fetcher:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _exchange(
-        self, client: httpx.AsyncClient, feed_url: str, url: str, headers: Mapping[str, str]
+        self,
+        transport: httpx.AsyncBaseTransport,
+        feed_url: str,
+        url: httpx.URL,
+        headers: Mapping[str, str],
     ) -> _Answer:
         try:
-            async with client.stream("GET", url, headers=headers) as response:
+            request = self._request(url, headers)
+            response = await transport.handle_async_request(request)
+            try:
+                response.request = request
                 lowered = {k.lower(): v for k, v in response.headers.items()}
+                if "set-cookie" in lowered:
+                    self._cookies.extract_cookies(response)
                 body = None
                 if 200 <= response.status_code < 300:
                     body = await self._read_body(feed_url, response, lowered)
                 else:
                     await _drain(response, lowered)
-                return _Answer(url, response.status_code, response.reason_phrase, lowered, body)
+                return _Answer(response.status_code, response.reason_phrase, lowered, body)
+            finally:
+                await response.aclose()
         except BlockedAddressError as e:
             raise BlockedAddressError(feed_url, e.reason) from e
         except httpx.TransportError as e:
             raise FetchError(feed_url, transport_reason(e)) from e
         except httpx.InvalidURL as e:
-            raise FetchError(feed_url, f"invalid URL {url!r}: {e}") from e
+            raise FetchError(feed_url, f"invalid URL {str(url)!r}: {e}") from e
+
+    def _request(self, url: httpx.URL, headers: Mapping[str, str]) -> httpx.Request:
+        """A GET for one hop, with the cookies earlier answers of this cycle set for it."""
+        request = httpx.Request("GET", url, headers=headers, extensions={"timeout": self._timeouts})
+        if self._cookies:
+            self._cookies.set_cookie_header(request)
+        return request
 
     async def _read_body(
         self, feed_url: str, response: httpx.Response, headers: Mapping[str, str]
@@ -764,6 +784,7 @@ class Fetcher:
     def _result(
         self,
         feed_url: str,
+        final_url: str,
         answer: _Answer,
         etag: str | None,
         last_modified: str | None,
@@ -777,7 +798,7 @@ class Fetcher:
             raise FetchError(feed_url, reason, status=answer.status, retry_after_s=retry_after)
         not_modified = answer.status == 304
         return FetchResult(
-            url=answer.url,
+            url=final_url,
             status=answer.status,
             headers=answer.headers,
             body=None if not_modified else (answer.body or b""),

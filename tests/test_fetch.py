@@ -134,6 +134,40 @@ async def test_301_then_308_records_the_end_of_the_chain(feed_server: FeedServer
     assert result.url == final and result.permanent_url == final
 
 
+async def test_a_cookie_set_on_a_redirect_goes_with_the_next_hop(feed_server: FeedServer) -> None:
+    """A consent or session redirect: the feed answers only to the cookie the hop set."""
+    final = feed_server.add("/final.xml", RSS)
+    start = feed_server.add(
+        "/start", redirect="/final.xml", headers={"Set-Cookie": "consent=yes; Path=/"}
+    )
+    result = await fetch(start)
+    assert result.url == final
+    assert "cookie" not in feed_server.requests("/start")[0]
+    assert feed_server.requests("/final.xml")[0]["cookie"] == "consent=yes"
+
+
+async def test_cookies_stay_with_their_host_and_path() -> None:
+    with FeedServer(hosts=("127.0.0.1", "127.0.0.2")) as server:
+        server.add("/news/feed.xml", RSS, headers={"Set-Cookie": "session=abc; Path=/news"})
+        server.add("/other.xml", RSS)
+        async with Fetcher(LOOPBACK_OK) as fetcher:
+            await fetcher.fetch(server.url("/news/feed.xml"))
+            await fetcher.fetch(server.url("/news/feed.xml"))
+            await fetcher.fetch(server.url("/other.xml"))
+            await fetcher.fetch(server.url("/news/feed.xml", host="127.0.0.2"))
+        first, again = server.requests("/news/feed.xml")[:2]
+        assert "cookie" not in first and again["cookie"] == "session=abc"
+        assert "cookie" not in server.requests("/other.xml")[0]
+        assert "cookie" not in server.requests("/news/feed.xml")[2]
+
+
+async def test_cookies_do_not_outlive_the_fetcher(feed_server: FeedServer) -> None:
+    url = feed_server.add("/feed.xml", RSS, headers={"Set-Cookie": "session=abc"})
+    await fetch(url)
+    await fetch(url)
+    assert [r.get("cookie") for r in feed_server.requests("/feed.xml")] == [None, None]
+
+
 async def test_redirect_loop_is_detected(feed_server: FeedServer) -> None:
     a = feed_server.add("/a", redirect="/b")
     feed_server.add("/b", redirect="/a")
