@@ -17,14 +17,8 @@ from alerts.service import deliver, retry_due
 from monitor.errors import ConfigError, MonitorError, StorageError, WatchlistError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, MatcherCache
-from monitor.pipeline import (
-    CycleDeps,
-    CycleReport,
-    FeedOutcome,
-    WatchlistRef,
-    run_cycle,
-    start_worker,
-)
+from monitor.parsejob import WatchlistRef, start_worker
+from monitor.pipeline import CycleDeps, CycleReport, FeedOutcome, run_cycle
 from monitor.settings import Config, load_config
 from monitor.similarity import load_seed_index
 from monitor.store import Storage

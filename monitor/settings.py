@@ -332,22 +332,6 @@ class Config:
 # --- loading ---------------------------------------------------------------------------
 
 
-def format_validation_error(error: ValidationError, source: str, document: Any) -> list[str]:
-    """One message per problem: `file:line: key.path: what is wrong`."""
-    problems = []
-    for err in error.errors():
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        loc = [p for p in loc if p not in ("file", "email", "apprise") or len(loc) == 1]
-        path = ".".join(str(p) for p in loc) or "(top level)"
-        line = yamlio.line_of(document, loc)
-        where = f"{source}:{line}" if line else source
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        problems.append(f"{where}: {path}: {msg}")
-    return problems
-
-
 def _plain(node: Any) -> Any:
     if isinstance(node, Mapping):
         return {str(k): _plain(v) for k, v in node.items()}
@@ -387,7 +371,7 @@ def load_settings(path: Path, env: Mapping[str, str]) -> MonitorSettings:
         return MonitorSettings.model_validate(data)
     except ValidationError as e:
         document = yamlio.load(path) if path.exists() else None  # for line numbers
-        problems = format_validation_error(e, str(path), document)
+        problems = yamlio.validation_problems(e, str(path), document)
         raise ConfigError(f"{path}: {len(problems)} problem(s)", tuple(problems)) from e
 
 
@@ -402,7 +386,7 @@ def load_feeds(path: Path, default_interval_s: float) -> tuple[FeedSpec, ...]:
     try:
         parsed = FeedsFile.model_validate(data)
     except ValidationError as e:
-        problems = format_validation_error(e, str(path), yamlio.load(path))
+        problems = yamlio.validation_problems(e, str(path), yamlio.load(path))
         raise ConfigError(f"{path}: {len(problems)} problem(s)", tuple(problems)) from e
     d = parsed.defaults
     fallback = d.interval if d.interval is not None else default_interval_s

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from monitor import yamlio
 from monitor.errors import ConfigError, WatchlistError
-from monitor.settings import format_validation_error
 
 ActorType = Literal["person", "org", "place", "country", "group"]
 Status = Literal["curated", "proposed", "rejected"]
@@ -182,7 +181,7 @@ def parse_watchlist(document: Any, *, source: str, path: Path | None = None) -> 
     try:
         spec = _WatchlistSpec.model_validate(data)
     except ValidationError as e:
-        problems = tuple(format_validation_error(e, source, document))
+        problems = tuple(yamlio.validation_problems(e, source, document))
         raise WatchlistError(
             f"{source}: {len(problems)} problem(s): {problems[0]}", problems
         ) from e

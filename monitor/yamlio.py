@@ -8,7 +8,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml as libyaml
 from ruamel.yaml import YAML
@@ -16,6 +16,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from monitor.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 def _yaml() -> YAML:
@@ -144,3 +147,20 @@ def line_of(data: Any, loc: Sequence[str | int]) -> int | None:
         else:
             break
     return line
+
+
+def validation_problems(error: ValidationError, source: str, document: Any) -> list[str]:
+    """One message per problem: `file:line: key.path: what is wrong` (a channel's kind,
+    `file`, `email` or `apprise`, is left out of the path when a key under it is wrong)."""
+    problems = []
+    for err in error.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        loc = [p for p in loc if p not in ("file", "email", "apprise") or len(loc) == 1]
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        line = line_of(document, loc)
+        where = f"{source}:{line}" if line else source
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        problems.append(f"{where}: {path}: {msg}")
+    return problems

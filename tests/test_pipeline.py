@@ -470,7 +470,7 @@ def test_stories_are_assigned_in_batches_while_the_cycle_goes_on() -> None:
 
 
 def test_worker_matcher_refuses_a_stale_watchlist_version() -> None:
-    from monitor.pipeline import WatchlistRef, _worker_matcher
+    from monitor.parsejob import WatchlistRef, _worker_matcher
 
     path = str(ROOT / "config" / "watchlist.yaml")
     assert _worker_matcher(WatchlistRef(path, "not-the-version", None)) is None
@@ -606,7 +606,7 @@ def test_what_workers_send_back_pickles_as_class_and_arguments() -> None:
     import pickle
 
     from monitor.match import Matcher
-    from monitor.pipeline import parse_and_normalise
+    from monitor.parsejob import parse_and_normalise
     from monitor.watchlist import load_watchlist
 
     matcher = Matcher.compile(load_watchlist(ROOT / "config" / "watchlist.yaml"), None)
@@ -623,7 +623,7 @@ def test_what_workers_send_back_pickles_as_class_and_arguments() -> None:
 
 
 def test_entries_a_feed_stored_already_are_left_out_before_normalising() -> None:
-    from monitor.pipeline import parse_and_normalise
+    from monitor.parsejob import parse_and_normalise
 
     asked: list[list[str]] = []
 
@@ -685,7 +685,8 @@ def test_a_first_poll_does_not_ask_which_items_are_stored_yet_adds_none_twice(
     """A feed never fetched before has nothing stored, so saving its first poll skips the
     known-identities query. Should items be stored all the same (a crash between saving
     them and recording the fetch), the insert still skips them and counts only new ones."""
-    from monitor.pipeline import CycleDeps, _store, parse_and_normalise
+    from monitor.parsejob import parse_and_normalise
+    from monitor.pipeline import CycleDeps, _store
     from monitor.settings import FeedSpec, MonitorSettings
 
     settings = MonitorSettings()
@@ -865,7 +866,7 @@ def test_worker_processes_end_when_their_parent_is_killed() -> None:
     code = """
 import multiprocessing, os, time
 from concurrent.futures import ProcessPoolExecutor
-from monitor.pipeline import exit_with_parent
+from monitor.parsejob import exit_with_parent
 context = multiprocessing.get_context("spawn")
 pool = ProcessPoolExecutor(2, mp_context=context, initializer=exit_with_parent,
                            initargs=(os.getpid(), 0.05))
@@ -944,7 +945,8 @@ def _saves_while_the_store_is_busy(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from monitor.pipeline import CycleDeps, SaveGroups, parse_and_normalise
+    from monitor.parsejob import parse_and_normalise
+    from monitor.pipeline import CycleDeps, SaveGroups
     from monitor.settings import FeedSpec, MonitorSettings
 
     settings = MonitorSettings()

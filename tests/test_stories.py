@@ -491,7 +491,7 @@ def test_a_parse_worker_takes_story_shingles_without_numpy() -> None:
     code = """
 import sys
 from datetime import UTC, datetime
-from monitor.pipeline import parse_and_normalise
+from monitor.parsejob import parse_and_normalise
 rss = b'<rss version="2.0"><channel><title>t</title><item><guid>1</guid>' \\
       b'<title>Envoys meet in Geneva</title><description>Talks resume</description></item>' \\
       b'</channel></rss>'
