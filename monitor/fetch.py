@@ -13,6 +13,7 @@ The header arithmetic (Retry-After, max-age, Expires) is pure and takes `now`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import select
 import socket
@@ -117,6 +118,12 @@ def retry_after_for(headers: Mapping[str, str], now: datetime) -> int | None:
     return parse_retry_after(
         headers.get("retry-after"), parse_http_date(headers.get("date")) or now
     )
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """The Authorization header value of HTTP Basic authentication (RFC 7617, UTF-8)."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
 
 
 # --- bounded content decoding ----------------------------------------------------------
@@ -732,8 +739,11 @@ class Fetcher:
             raise FetchError(feed_url, f"invalid URL {str(url)!r}: {e}") from e
 
     def _request(self, url: httpx.URL, headers: Mapping[str, str]) -> httpx.Request:
-        """A GET for one hop, with the cookies earlier answers of this cycle set for it."""
+        """A GET for one hop, with the URL's credentials, if any, and the cookies earlier
+        answers of this cycle set for it."""
         request = httpx.Request("GET", url, headers=headers, extensions={"timeout": self._timeouts})
+        if url.userinfo:  # https://user:password@host/feed: HTTP Basic, this hop only
+            request.headers["Authorization"] = basic_authorization(url.username, url.password)
         if self._cookies:
             self._cookies.set_cookie_header(request)
         return request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import resource
 import socket
@@ -159,6 +160,30 @@ async def test_cookies_stay_with_their_host_and_path() -> None:
         assert "cookie" not in first and again["cookie"] == "session=abc"
         assert "cookie" not in server.requests("/other.xml")[0]
         assert "cookie" not in server.requests("/news/feed.xml")[2]
+
+
+async def test_credentials_in_the_url_go_as_basic_authentication() -> None:
+    """A private feed's URL may carry its user and password, percent-encoded. A relative
+    redirect keeps them (the same authority); a redirect to another host does not."""
+    with FeedServer(hosts=("127.0.0.1", "127.0.0.2")) as server:
+        server.add("/private.xml", RSS)
+        server.add("/renamed", redirect="/private.xml")
+        server.add("/elsewhere", redirect=server.url("/private.xml", host="127.0.0.2"))
+        url = f"http://reader%40desk:s3cr%3At@127.0.0.1:{server.port}"
+        assert (await fetch(f"{url}/private.xml")).body == RSS
+        await fetch(f"{url}/renamed")
+        await fetch(f"{url}/elsewhere")
+        expected = "Basic " + base64.b64encode(b"reader@desk:s3cr:t").decode()
+        direct, renamed, elsewhere = server.requests("/private.xml")
+        assert direct["authorization"] == renamed["authorization"] == expected
+        assert server.requests("/renamed")[0]["authorization"] == expected
+        assert elsewhere["host"].startswith("127.0.0.2:")
+        assert "authorization" not in elsewhere
+
+
+async def test_no_credentials_no_authorization(feed_server: FeedServer) -> None:
+    await fetch(feed_server.add("/feed.xml", RSS))
+    assert "authorization" not in feed_server.requests("/feed.xml")[0]
 
 
 async def test_cookies_do_not_outlive_the_fetcher(feed_server: FeedServer) -> None:
