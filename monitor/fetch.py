@@ -735,8 +735,6 @@ class Fetcher:
             raise BlockedAddressError(feed_url, e.reason) from e
         except httpx.TransportError as e:
             raise FetchError(feed_url, transport_reason(e)) from e
-        except httpx.InvalidURL as e:
-            raise FetchError(feed_url, f"invalid URL {str(url)!r}: {e}") from e
 
     def _request(self, url: httpx.URL, headers: Mapping[str, str]) -> httpx.Request:
         """A GET for one hop, with the URL's credentials, if any, and the cookies earlier
