@@ -54,6 +54,9 @@ _PREPARE = str.maketrans(
 #: The same mapping as (character, replacement) pairs: a few `str.replace` calls on the
 #: characters present are several times faster than `str.translate` with a dict.
 _PREPARE_PAIRS = tuple((chr(c), str(r)) for c, r in _PREPARE.items())
+#: The pairs an ASCII text may hold (the backtick and the hyphen-minus): `str.isascii` is
+#: a flag lookup, and most texts need only these two scans instead of one per pair.
+_ASCII_PREPARE_PAIRS = tuple((c, r) for c, r in _PREPARE_PAIRS if c.isascii())
 
 #: A word (letters/digits, apostrophes inside), a whitespace break (anything but one plain
 #: space: spaCy keeps those as tokens too), or one punctuation character.
@@ -153,7 +156,8 @@ def compiled() -> bool:
 
 def prepare(text: str) -> str:
     """Normalise characters one to one, so offsets stay those of the original text."""
-    for char, replacement in _PREPARE_PAIRS:
+    pairs = _ASCII_PREPARE_PAIRS if text.isascii() else _PREPARE_PAIRS
+    for char, replacement in pairs:
         if char in text:
             text = text.replace(char, replacement)
     return text

@@ -133,7 +133,7 @@ def normalize_entries(
     base = feed.link or ""
     hint = feed_lang
     items: list[Item] = []
-    seen: dict[str, set[str]] = {}
+    seen: dict[str, Item | set[str]] = {}
     dropped = 0
     for entry in entries:
         item = _normalize_entry(entry, base=base, now=now, hint=hint, feed_hint=feed.lang)
@@ -204,17 +204,21 @@ def _identity(
     return "sha256:" + _sha256("\x1f".join((title, summary, content)))
 
 
-def _unique_identity(item: Item, seen: dict[str, set[str]]) -> str | None:
+def _unique_identity(item: Item, seen: dict[str, Item | set[str]]) -> str | None:
     """The item's identity, content-qualified for a repeated GUID; None for an exact copy.
 
     `seen` maps each identity given out so far to the fingerprints of the items sharing its
-    base identity, so a copy is recognised whatever its position.
+    base identity, so a copy is recognised whatever its position; until a second item shares
+    it, to the one item itself, whose fingerprint (a hash of all its text) is then taken
+    only if that ever happens.
     """
-    fingerprint = _sha256(_fingerprint(item))[:16]
     known = seen.get(item.identity)
     if known is None:
-        seen[item.identity] = {fingerprint}
+        seen[item.identity] = item
         return item.identity
+    if isinstance(known, Item):
+        known = seen[item.identity] = {_fingerprint(known)}
+    fingerprint = _fingerprint(item)
     if fingerprint in known:
         return None
     known.add(fingerprint)
@@ -224,7 +228,7 @@ def _unique_identity(item: Item, seen: dict[str, set[str]]) -> str | None:
 
 
 def _fingerprint(item: Item) -> str:
-    return "\x1f".join((item.url or "", item.title, item.summary, item.content))
+    return _sha256("\x1f".join((item.url or "", item.title, item.summary, item.content)))[:16]
 
 
 def _with_identity(item: Item, identity: str) -> Item:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -198,6 +199,27 @@ def test_duplicate_and_missing_guids() -> None:
     assert identities[2] == "https://echo.example.com/c"
     assert identities[3].startswith("sha256:")
     assert len(identities) == 4
+    assert result.warnings == ("dropped 2 exact duplicate items (same GUID and content)",)
+
+
+def test_a_repeated_guid_is_qualified_by_content_and_copies_anywhere_are_dropped() -> None:
+    """Items sharing a GUID: the first keeps it, each later one with other text gets it
+    qualified by a hash of its text, and a copy of any of them, wherever it comes, is dropped.
+    The qualified form is what is stored, so it must not change between versions."""
+    first = entry(guid="g", link="/a", title="Envoys meet", summary="First take.")
+    second = entry(guid="g", link="/a", title="Envoys meet", summary="Second take.")
+    third = entry(guid="g", link="/a", title="Envoys meet", summary="Third take.")
+    result = normalize_entries(feed_of(first, second, first, second, third), now=NOW)
+
+    def qualified(summary: str) -> str:
+        text = "\x1f".join(("https://site.example/a", "Envoys meet", summary, ""))
+        return "g#" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    assert [i.identity for i in result.items] == [
+        "g",
+        qualified("Second take."),
+        qualified("Third take."),
+    ]
     assert result.warnings == ("dropped 2 exact duplicate items (same GUID and content)",)
 
 
