@@ -489,6 +489,48 @@ def check_url(feed_url: str, url: str | httpx.URL, *, what: str = "URL") -> http
     return parsed
 
 
+# --- cookies ---------------------------------------------------------------------------
+
+
+def cookie_site(host: str) -> str:
+    """Which of a cycle's cookies a request to `host` may get, as a key: the host's last two
+    labels, or the whole host for an IP address or a one-label name.
+
+    Exact, not a guess: a cookie's domain has at least two labels (the jar refuses a bare
+    top-level domain, `.local` apart, so names under .local share one key), and it ends both
+    the host that set it and every host it is sent to, so all of them share their last two
+    labels. Under a suffix such as co.uk the key only groups more sites; the jar still
+    matches each cookie's domain and path itself."""
+    host = host.lower().rstrip(".")
+    if ":" in host or host.rpartition(".")[2].isdigit():
+        return host
+    if host.endswith(".local"):
+        return "local"
+    return ".".join(host.split(".")[-2:])
+
+
+class CookieJars:
+    """The cookies answers set during one cycle, one jar per `cookie_site`.
+
+    A request is matched against its own site's cookies only. One jar for all would be
+    scanned domain by domain for every request: with 500 sites' cookies in it, 1.7 ms per
+    request, three times a whole fetch's CPU."""
+
+    def __init__(self) -> None:
+        self._jars: dict[str, httpx.Cookies] = {}
+
+    def keep(self, response: httpx.Response) -> None:
+        """Take the cookies `response` sets (its `request` must be set)."""
+        site = cookie_site(response.request.url.host)
+        self._jars.setdefault(site, httpx.Cookies()).extract_cookies(response)
+
+    def add_to(self, request: httpx.Request) -> None:
+        """Give `request` the Cookie header its site's cookies call for, if any."""
+        jar = self._jars.get(cookie_site(request.url.host))
+        if jar:
+            jar.set_cookie_header(request)
+
+
 # --- the fetcher -----------------------------------------------------------------------
 
 
@@ -611,7 +653,7 @@ class Fetcher:
         self._clock = clock
         self._allowed = parse_networks(settings.allow_private_networks)
         self._timeouts = httpx.Timeout(settings.timeout).as_dict()
-        self._cookies = httpx.Cookies()
+        self._cookies = CookieJars()
         self._transport: PerOriginTransport | None = None
         self._global_slots: anyio.Semaphore | None = None
         self._host_slots: dict[str, anyio.Semaphore] = {}
@@ -722,7 +764,7 @@ class Fetcher:
                 response.request = request
                 lowered = {k.lower(): v for k, v in response.headers.items()}
                 if "set-cookie" in lowered:
-                    self._cookies.extract_cookies(response)
+                    self._cookies.keep(response)
                 body = None
                 if 200 <= response.status_code < 300:
                     body = await self._read_body(feed_url, response, lowered)
@@ -742,8 +784,7 @@ class Fetcher:
         request = httpx.Request("GET", url, headers=headers, extensions={"timeout": self._timeouts})
         if url.userinfo:  # https://user:password@host/feed: HTTP Basic, this hop only
             request.headers["Authorization"] = basic_authorization(url.username, url.password)
-        if self._cookies:
-            self._cookies.set_cookie_header(request)
+        self._cookies.add_to(request)
         return request
 
     async def _read_body(

@@ -35,6 +35,7 @@ the same port, so tests can tell hosts apart; ``url(path, host=...)`` picks one.
 from __future__ import annotations
 
 import gzip
+import socket
 import threading
 import time
 import zlib
@@ -44,8 +45,10 @@ from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import brotli  # type: ignore[import-untyped]
 import pytest
 
@@ -302,6 +305,19 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self.wfile.write(body[i : i + 1])
             self.wfile.flush()
+
+
+def resolving(mapping: Mapping[str, str]) -> Callable[..., Any]:
+    """A stand-in for `anyio.getaddrinfo` that resolves the names in `mapping` to the given
+    IPv4 addresses (for tests that need host names on loopback) and others as usual."""
+    real = anyio.getaddrinfo
+
+    async def fake(host: str, port: int, **kwargs: Any) -> Any:
+        if host in mapping:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (mapping[host], port))]
+        return await real(host, port, **kwargs)
+
+    return fake
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ import anyio
 import pytest
 
 from monitor.errors import FetchError
-from monitor.fetch import Fetcher, SocketCachingStream
+from monitor.fetch import Fetcher, SocketCachingStream, cookie_site
 from monitor.settings import HttpSettings
 from monitor.types import FetchResult
-from tests.feedserver import FeedServer
+from tests.feedserver import FeedServer, resolving
 
 pytestmark = pytest.mark.anyio
 
@@ -184,6 +184,37 @@ async def test_credentials_in_the_url_go_as_basic_authentication() -> None:
 async def test_no_credentials_no_authorization(feed_server: FeedServer) -> None:
     await fetch(feed_server.add("/feed.xml", RSS))
     assert "authorization" not in feed_server.requests("/feed.xml")[0]
+
+
+async def test_a_domain_cookie_goes_to_the_sites_other_hosts_only(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ("www.example.com", "feeds.example.com", "example.org", "news.example.co.uk")
+    monkeypatch.setattr(anyio, "getaddrinfo", resolving(dict.fromkeys(names, "127.0.0.1")))
+    feed_server.add("/start.xml", RSS, headers={"Set-Cookie": "site=1; Domain=example.com"})
+    feed_server.add("/feed.xml", RSS)
+    async with Fetcher(LOOPBACK_OK) as fetcher:
+        await fetcher.fetch(f"http://www.example.com:{feed_server.port}/start.xml")
+        for name in names[1:]:
+            await fetcher.fetch(f"http://{name}:{feed_server.port}/feed.xml")
+    sent = {r["host"].split(":")[0]: r.get("cookie") for r in feed_server.requests("/feed.xml")}
+    assert sent == {"feeds.example.com": "site=1", "example.org": None, "news.example.co.uk": None}
+
+
+@pytest.mark.parametrize(
+    ("host", "site"),
+    [
+        ("www.example.com", "example.com"),
+        ("Example.COM.", "example.com"),
+        ("a.b.example.co.uk", "co.uk"),
+        ("printer.office.local", "local"),
+        ("localhost", "localhost"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("::1", "::1"),
+    ],
+)
+def test_cookie_site(host: str, site: str) -> None:
+    assert cookie_site(host) == site
 
 
 async def test_cookies_do_not_outlive_the_fetcher(feed_server: FeedServer) -> None:

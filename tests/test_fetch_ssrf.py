@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-from typing import Any
-
 import anyio
 import pytest
 
@@ -12,7 +9,7 @@ from monitor.errors import BlockedAddressError
 from monitor.fetch import Fetcher
 from monitor.settings import HttpSettings
 from monitor.types import FetchResult
-from tests.feedserver import FeedServer
+from tests.feedserver import FeedServer, resolving
 
 pytestmark = pytest.mark.anyio
 
@@ -74,22 +71,11 @@ async def test_redirect_to_a_forbidden_host_is_refused_at_the_hop() -> None:
         assert (await fetch(start, both)).body == b"<rss/>"
 
 
-def _resolving(mapping: dict[str, str]) -> Any:
-    real = anyio.getaddrinfo
-
-    async def fake(host: str, port: int, **kwargs: Any) -> Any:
-        if host in mapping:
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (mapping[host], port))]
-        return await real(host, port, **kwargs)
-
-    return fake
-
-
 async def test_a_name_resolving_to_loopback_is_refused(
     feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     feed_server.add("/feed.xml", b"<rss/>")
-    monkeypatch.setattr(anyio, "getaddrinfo", _resolving({"news.example.com": "127.0.0.1"}))
+    monkeypatch.setattr(anyio, "getaddrinfo", resolving({"news.example.com": "127.0.0.1"}))
     error = await refusal(f"http://news.example.com:{feed_server.port}/feed.xml")
     assert error.reason.startswith("refused: news.example.com (127.0.0.1) is a loopback")
     assert feed_server.hits("/feed.xml") == 0
@@ -99,7 +85,7 @@ async def test_connects_to_the_checked_address_and_keeps_the_host_name(
     feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     feed_server.add("/feed.xml", b"<rss/>")
-    monkeypatch.setattr(anyio, "getaddrinfo", _resolving({"news.example.com": "127.0.0.1"}))
+    monkeypatch.setattr(anyio, "getaddrinfo", resolving({"news.example.com": "127.0.0.1"}))
     allowed = HttpSettings(allow_private_networks=("127.0.0.0/8",))
     result = await fetch(f"http://news.example.com:{feed_server.port}/feed.xml", allowed)
     assert result.body == b"<rss/>"
