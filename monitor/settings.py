@@ -244,6 +244,10 @@ def _default_channels() -> dict[str, Channel]:
     }
 
 
+#: The kinds of channel: the tags pydantic puts in an error's path under `channels`.
+CHANNEL_KINDS = ("file", "email", "apprise")
+
+
 class DigestSettings(Strict):
     #: Failed deliveries are retried with exponential backoff up to this.
     max_retry_delay: Duration = 3600.0
@@ -371,7 +375,7 @@ def load_settings(path: Path, env: Mapping[str, str]) -> MonitorSettings:
         return MonitorSettings.model_validate(data)
     except ValidationError as e:
         document = yamlio.load(path) if path.exists() else None  # for line numbers
-        problems = yamlio.validation_problems(e, str(path), document)
+        problems = yamlio.validation_problems(e, str(path), document, CHANNEL_KINDS)
         raise ConfigError(f"{path}: {len(problems)} problem(s)", tuple(problems)) from e
 
 
@@ -386,7 +390,7 @@ def load_feeds(path: Path, default_interval_s: float) -> tuple[FeedSpec, ...]:
     try:
         parsed = FeedsFile.model_validate(data)
     except ValidationError as e:
-        problems = yamlio.validation_problems(e, str(path), yamlio.load(path))
+        problems = yamlio.validation_problems(e, str(path), yamlio.load(path), CHANNEL_KINDS)
         raise ConfigError(f"{path}: {len(problems)} problem(s)", tuple(problems)) from e
     d = parsed.defaults
     fallback = d.interval if d.interval is not None else default_interval_s

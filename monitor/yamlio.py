@@ -6,7 +6,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,13 +149,16 @@ def line_of(data: Any, loc: Sequence[str | int]) -> int | None:
     return line
 
 
-def validation_problems(error: ValidationError, source: str, document: Any) -> list[str]:
-    """One message per problem: `file:line: key.path: what is wrong` (a channel's kind,
-    `file`, `email` or `apprise`, is left out of the path when a key under it is wrong)."""
+def validation_problems(
+    error: ValidationError, source: str, document: Any, branches: Collection[str] = ()
+) -> list[str]:
+    """One message per problem of a pydantic validation of the YAML `document`:
+    `file:line: key.path: what is wrong`. `branches` are the tags of a tagged union (a
+    channel's kind), which pydantic puts in the path but the file does not have."""
     problems = []
     for err in error.errors():
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        loc = [p for p in loc if p not in ("file", "email", "apprise") or len(loc) == 1]
+        loc = [p for p in loc if p not in branches or len(loc) == 1]
         path = ".".join(str(p) for p in loc) or "(top level)"
         line = line_of(document, loc)
         where = f"{source}:{line}" if line else source

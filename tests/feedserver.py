@@ -30,6 +30,8 @@ Statistics: ``hits(path)``, ``requests(path)`` (request headers, lower-cased nam
 ``max_concurrent`` (most requests handled at once since start or ``reset_stats()``).
 ``FeedServer(hosts=("127.0.0.1", "127.0.0.2"))`` listens on several loopback addresses with
 the same port, so tests can tell hosts apart; ``url(path, host=...)`` picks one.
+``resolving({"news.example.com": "127.0.0.1"})``, monkeypatched over ``anyio.getaddrinfo``,
+gives tests host names on loopback.
 """
 
 from __future__ import annotations

@@ -118,6 +118,21 @@ def test_enabled_email_channel_needs_recipients(tmp_path: Path) -> None:
         load_config(tmp_path, {})
 
 
+def test_a_wrong_key_in_a_channel_is_named_by_its_path_in_the_file(tmp_path: Path) -> None:
+    """pydantic puts the channel's kind in the error's path; the file has no such key."""
+    write(
+        tmp_path,
+        "monitor.yaml",
+        "channels:\n  mail:\n    kind: email\n    recipients: [desk@example.org]\n"
+        "    smtp_prt: 25\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, {})
+    assert caught.value.problems == (
+        f"{tmp_path / 'monitor.yaml'}:5: channels.mail.smtp_prt: unknown key",
+    )
+
+
 def test_secrets_from_env_or_file(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("s3cret\n")
