@@ -390,7 +390,7 @@ def load_feeds(path: Path, default_interval_s: float) -> tuple[FeedSpec, ...]:
     try:
         parsed = FeedsFile.model_validate(data)
     except ValidationError as e:
-        problems = yamlio.validation_problems(e, str(path), yamlio.load(path), CHANNEL_KINDS)
+        problems = yamlio.validation_problems(e, str(path), yamlio.load(path))
         raise ConfigError(f"{path}: {len(problems)} problem(s)", tuple(problems)) from e
     d = parsed.defaults
     fallback = d.interval if d.interval is not None else default_interval_s
