@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, String, bindparam, cast, func, select, text
+from sqlalchemy import Engine, String, bindparam, cast, func, insert, select, text
 
 from monitor.errors import LockedError, StorageError
 from monitor.settings import FeedSpec
@@ -199,7 +199,7 @@ def test_bulk_inserts_report_exactly_the_rows_they_added(engine: Engine) -> None
             "score": 0.9,
             "topics": ["talks"],
             "actors": ["Umerov"],
-            "evidence": {"hits": [{"phrase": "Istanbul", "kind": "topic"}]},
+            "evidence": json.dumps({"hits": [{"phrase": "Istanbul", "kind": "topic"}]}),
             "watchlist_version": "v1",
             "matched_at": NOW,
         }
@@ -281,8 +281,8 @@ def stored_times(path: Path) -> dict[str, list[str]]:
 def test_evidence_encoded_where_matched_is_stored_as_the_column_encodes_it(
     engine: Engine,
 ) -> None:
-    """A match's evidence arrives as JSON text (encoded in the worker); a row with the same
-    evidence as JSON data stores the same value, and rewriting a match takes either form."""
+    """A match's evidence arrives as JSON text (encoded in the worker) and is stored as the
+    same text the Core writes for it as JSON data; rewriting a match takes the text too."""
     from monitor.match import match_record
     from monitor.store import match_row
     from monitor.store import matches as match_rows
@@ -296,9 +296,10 @@ def test_evidence_encoded_where_matched_is_stored_as_the_column_encodes_it(
     with engine.begin() as conn:
         ids = item_rows.insert_items(conn, feed.id, [item("1"), item("2")])
         as_text = match_row(ids["1"], record, NOW)
-        as_data = {**match_row(ids["2"], record, NOW), "evidence": evidence}
         assert isinstance(as_text["evidence"], str)
-        assert item_rows.insert_matches(conn, [as_text, as_data]) == 2
+        assert item_rows.insert_matches(conn, [as_text]) == 1
+        by_core = item_rows.evidence_as_data(match_row(ids["2"], record, NOW))
+        conn.execute(insert(matches).values(**by_core))
         stored = dict(conn.execute(select(matches.c.item_id, matches.c.evidence)).all())
         raw = dict(conn.execute(select(matches.c.item_id, cast(matches.c.evidence, String))).all())
         [match_id] = conn.execute(
@@ -309,7 +310,7 @@ def test_evidence_encoded_where_matched_is_stored_as_the_column_encodes_it(
             select(matches.c.evidence, matches.c.score).where(matches.c.id == match_id)
         ).one()
     assert stored[ids["1"]] == stored[ids["2"]] == evidence
-    assert raw[ids["1"]] == raw[ids["2"]], "the same text, whichever form it came in"
+    assert raw[ids["1"]] == raw[ids["2"]], "the same text as the Core writes"
     assert tuple(rewritten) == (evidence, 0.5)
 
 

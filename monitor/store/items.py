@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -173,13 +173,12 @@ def insert_matches(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     """Insert match rows (item_id, score, topics, actors, evidence, watchlist_version,
     matched_at); an item already matched keeps its row. Returns how many were added.
 
-    The evidence is JSON data, or JSON text already encoded (a str: `match_row`), which on
-    SQLite goes to the driver as it is."""
+    The evidence is JSON text, as `match_row` gives it (encoded where the item was
+    matched): on SQLite it goes to the driver as it is."""
     if not rows:
         return 0
     if conn.dialect.name == "sqlite":  # by driver-level executemany, as `_insert_items_sqlite`
-        encode = _evidence_encoder(conn.dialect)
-        values = [tuple(r[n] for n in MATCH_COLUMNS) for r in map(encode, rows)]
+        values = [tuple(r[n] for n in MATCH_COLUMNS) for r in rows]
         types = {n: matches.c[n].type for n in MATCH_COLUMNS if n != "evidence"}
         json_columns = ("topics", "actors")
         bulk = _sqlite_insert(matches, MATCH_COLUMNS, conn.dialect)
@@ -188,24 +187,10 @@ def insert_matches(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     return len(conn.execute(statement, [evidence_as_data(r) for r in rows]).all())
 
 
-def _evidence_encoder(dialect: Dialect) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A match row with its evidence as JSON text, encoded as the column's own bind
-    processor does where it is JSON data."""
-    process = matches.c.evidence.type.dialect_impl(dialect).bind_processor(dialect)
-    assert process is not None
-
-    def encoded(row: dict[str, Any]) -> dict[str, Any]:
-        evidence = row["evidence"]
-        return row if isinstance(evidence, str) else {**row, "evidence": process(evidence)}
-
-    return encoded
-
-
 def evidence_as_data(row: dict[str, Any]) -> dict[str, Any]:
-    """A match row with its evidence as JSON data, for a statement through the Core (whose
-    JSON type encodes it)."""
-    evidence = row.get("evidence")
-    return {**row, "evidence": json.loads(evidence)} if isinstance(evidence, str) else row
+    """A match row with its evidence (JSON text) decoded, for a statement through the Core
+    (whose JSON type encodes it)."""
+    return {**row, "evidence": json.loads(row["evidence"])}
 
 
 def _sqlite_insert(table: Table, names: tuple[str, ...], dialect: Dialect) -> Compiled:
