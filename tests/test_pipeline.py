@@ -95,6 +95,14 @@ def make_monitor(config_dir: Path, engine: Engine, made: list[Monitor]) -> Monit
     return monitor
 
 
+def served_monitor(
+    server: FeedServer, engine: Engine, tmp_path: Path, made: list[Monitor], paths: list[str]
+) -> Monitor:
+    """A monitor on `engine` polling the server's feeds at `paths`."""
+    urls = [server.url(p) for p in paths]
+    return make_monitor(make_config(tmp_path / "c", str(engine.url), urls), engine, made)
+
+
 def count(engine: Engine, table: object) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()  # type: ignore[arg-type]
@@ -128,11 +136,7 @@ def test_changed_feed_adds_only_new_items(
     feed_server: FeedServer, sqlite_engine: Engine, tmp_path: Path, monitors: list[Monitor]
 ) -> None:
     feed_server.add("/a.xml", body=rss(1, range(5)))
-    monitor = make_monitor(
-        make_config(tmp_path / "c", str(sqlite_engine.url), [feed_server.url("/a.xml")]),
-        sqlite_engine,
-        monitors,
-    )
+    monitor = served_monitor(feed_server, sqlite_engine, tmp_path, monitors, ["/a.xml"])
     assert monitor.poll(due_only=False).new_items == 5
     feed_server.add("/a.xml", body=rss(1, range(2, 8)))  # three old, three new
     report = monitor.poll(due_only=False)
@@ -142,13 +146,10 @@ def test_changed_feed_adds_only_new_items(
 def test_a_large_cycle_ends_with_its_items_copied_into_the_database_file(
     feed_server: FeedServer, sqlite_engine: Engine, tmp_path: Path, monitors: list[Monitor]
 ) -> None:
-    urls = []
-    for f in range(25):  # 1,250 items: more than one checkpoint's worth (ITEMS_PER_CHECKPOINT)
-        feed_server.add(f"/f{f}.xml", body=rss(f, range(50)))
-        urls.append(feed_server.url(f"/f{f}.xml"))
-    monitor = make_monitor(
-        make_config(tmp_path / "c", str(sqlite_engine.url), urls), sqlite_engine, monitors
-    )
+    paths = [f"/f{f}.xml" for f in range(25)]  # 1,250 items: over ITEMS_PER_CHECKPOINT
+    for f, path in enumerate(paths):
+        feed_server.add(path, body=rss(f, range(50)))
+    monitor = served_monitor(feed_server, sqlite_engine, tmp_path, monitors, paths)
     assert monitor.poll(due_only=False).new_items == 1250
     # The database file alone (without its write-ahead log) holds the cycle's items.
     alone = tmp_path / "alone.db"
@@ -166,11 +167,7 @@ def test_a_failed_checkpoint_is_logged_and_the_cycle_still_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     feed_server.add("/a.xml", body=rss(1, range(5)))
-    monitor = make_monitor(
-        make_config(tmp_path / "c", str(sqlite_engine.url), [feed_server.url("/a.xml")]),
-        sqlite_engine,
-        monitors,
-    )
+    monitor = served_monitor(feed_server, sqlite_engine, tmp_path, monitors, ["/a.xml"])
 
     def fail() -> None:
         raise StorageError("cannot checkpoint the database: disk I/O error")
