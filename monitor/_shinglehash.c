@@ -1,9 +1,9 @@
 /* Story shingles, compiled: the content words of an item hashed in one pass over its text.
  *
  * The reference is Python: monitor.shingles.story_words (the words) and
- * monitor.stories.word_hashes (their 64-bit hashes). This module gives the same hashes, in the
- * same order, packed as items.story_hashes stores them (little-endian int64), without making a
- * Python string per word:
+ * monitor.stories.word_hashes (their 32-bit hashes). This module gives the same hashes, in the
+ * same order, packed as items.story_hashes stores them (little-endian uint32), without making
+ * a Python string per word:
  *
  *   Hasher(stopwords, stem_chars).story(title, summary) -> bytes | None
  *       the packed hashes of story_words(title, summary), or None when the text is not ASCII
@@ -15,9 +15,9 @@
  *       hashes[first:] numbered in order of first appearance, every hash's number (or -1)
  *       written to `out`, and the count of numbers returned.
  *
- * A word's hash: the sum of its code points times one odd 64-bit multiplier per position,
- * xor-ed with its length times the golden ratio, through SplitMix64's finaliser. Arithmetic
- * wraps modulo 2**64, as numpy's uint64 does.
+ * A word's hash: the low 32 bits of the sum of its code points times one odd 64-bit
+ * multiplier per position, xor-ed with its length times the golden ratio, through
+ * SplitMix64's finaliser. Arithmetic wraps modulo 2**64, as numpy's uint64 does.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -54,9 +54,12 @@ static uint64_t finish(uint64_t summed, Py_ssize_t length)
     return mix(summed ^ ((uint64_t)length * GOLDEN));
 }
 
-static void put_le64(unsigned char *out, uint64_t value)
+/* Bytes per stored hash: its low 32 bits, little-endian. */
+#define HASH_BYTES 4
+
+static void put_hash(unsigned char *out, uint64_t value)
 {
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < HASH_BYTES; i++) {
         out[i] = (unsigned char)(value >> (8 * i));
     }
 }
@@ -65,9 +68,9 @@ static void put_le64(unsigned char *out, uint64_t value)
 
 PyDoc_STRVAR(word_hashes_doc,
 "word_hashes(text, /)\n--\n\n"
-"The 64-bit hashes of the whitespace-separated words of `text`, in order, packed as\n"
-"little-endian int64 (`monitor.stories.word_hashes` for one text). A character at or below\n"
-"U+0020 separates words.");
+"The 32-bit hashes of the whitespace-separated words of `text`, in order, packed as\n"
+"little-endian uint32 (`monitor.stories.word_hashes` for one text). A character at or\n"
+"below U+0020 separates words.");
 
 static PyObject *word_hashes(PyObject *module, PyObject *text)
 {
@@ -80,7 +83,7 @@ static PyObject *word_hashes(PyObject *module, PyObject *text)
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     /* At most one word per two characters, plus one. */
-    PyObject *out = PyBytes_FromStringAndSize(NULL, 8 * (length / 2 + 1));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, HASH_BYTES * (length / 2 + 1));
     if (out == NULL) {
         return NULL;
     }
@@ -94,13 +97,13 @@ static PyObject *word_hashes(PyObject *module, PyObject *text)
             position++;
         }
         else if (position > 0) {
-            put_le64(cursor + 8 * words, finish(summed, position));
+            put_hash(cursor + HASH_BYTES * words, finish(summed, position));
             words++;
             summed = 0;
             position = 0;
         }
     }
-    if (_PyBytes_Resize(&out, 8 * words) < 0) {
+    if (_PyBytes_Resize(&out, HASH_BYTES * words) < 0) {
         return NULL;
     }
     return out;
@@ -254,7 +257,7 @@ static void take_word(const Hasher *self, Stems *stems, const char *word, Py_ssi
         slot = (slot + 1) & stems->mask;
     }
     stems->keys[slot] = key;
-    put_le64(stems->out + 8 * stems->count, finish(summed, stem));
+    put_hash(stems->out + HASH_BYTES * stems->count, finish(summed, stem));
     stems->count++;
 }
 
@@ -277,8 +280,8 @@ static void take_text(const Hasher *self, Stems *stems, PyObject *text, char *bu
 
 PyDoc_STRVAR(story_doc,
 "story(title, summary, /)\n--\n\n"
-"The packed hashes of `monitor.shingles.story_words(title, summary)` (little-endian int64,\n"
-"as `items.story_hashes` stores them), or None when title or summary is not ASCII.");
+"The packed hashes of `monitor.shingles.story_words(title, summary)` (little-endian\n"
+"uint32, as `items.story_hashes` stores them), or None when title or summary is not ASCII.");
 
 static PyObject *Hasher_story(Hasher *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -300,7 +303,7 @@ static PyObject *Hasher_story(Hasher *self, PyObject *const *args, Py_ssize_t na
     while (slots < 2 * most) {
         slots *= 2;
     }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, 8 * most);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, HASH_BYTES * most);
     uint64_t *keys = PyMem_Calloc(slots, sizeof(uint64_t));
     char *buffer = PyMem_Malloc(chars + 1);
     if (out == NULL || keys == NULL || buffer == NULL) {
@@ -314,7 +317,7 @@ static PyObject *Hasher_story(Hasher *self, PyObject *const *args, Py_ssize_t na
     take_text(self, &stems, summary, buffer);
     PyMem_Free(keys);
     PyMem_Free(buffer);
-    if (_PyBytes_Resize(&out, 8 * stems.count) < 0) {
+    if (_PyBytes_Resize(&out, HASH_BYTES * stems.count) < 0) {
         return NULL;
     }
     return out;

@@ -130,21 +130,25 @@ def fingerprints_of(words: Sequence[str]) -> list[Fingerprint]:
     return [Fingerprint(h) for h in word_hashes(words)]
 
 
-#: Shingle hashes as stored (`items.story_hashes`): little-endian 8-byte signed integers.
-PACKED = np.dtype("<i8")
+#: Shingle hashes as stored (`items.story_hashes`): little-endian 4-byte unsigned integers.
+#: In memory they are int64 arrays (what the decision's numpy and C code work in) holding
+#: the same values (`word_hashes`).
+PACKED = np.dtype("<u4")
+#: The bits a shingle hash keeps (docs/decisions.md, "Stored shingle hashes: 32 bits").
+HASH_MASK = np.uint64((1 << 32) - 1)
 
 
 def packed(hashes: np.ndarray) -> bytes:
     """An item's shingle hashes as stored in `items.story_hashes`."""
-    return hashes.astype(PACKED, copy=False).tobytes()
+    return hashes.astype(PACKED).tobytes()
 
 
 def unpacked(blobs: Sequence[bytes]) -> list[np.ndarray]:
-    """Stored shingle hashes back as arrays, one per item: views of one array for them all
-    (no hashing, one block of memory)."""
+    """Stored shingle hashes back as int64 arrays, one per item: views of one array for them
+    all (no hashing, one block of memory, one conversion)."""
     if not blobs:
         return []
-    every = np.frombuffer(b"".join(blobs), dtype=PACKED)
+    every = np.frombuffer(b"".join(blobs), dtype=PACKED).astype(np.int64)
     ends = np.cumsum([len(b) // PACKED.itemsize for b in blobs]).tolist()
     return [every[start:end] for start, end in zip([0, *ends], ends, strict=False)]
 
@@ -156,10 +160,10 @@ def fingerprints(sets: Iterable[Iterable[str]]) -> list[Fingerprint]:
 
 def shingle_hashes(taken: Sequence[bytes | str]) -> list[np.ndarray]:
     """Each item's shingle hashes from what `monitor.shingles.story_shingles` gave: packed
-    hashes read in place, story words hashed here in bulk (`word_hashes`)."""
-    words = [t for t in taken if isinstance(t, str)]
-    hashed = iter(word_hashes(words))
-    return [np.frombuffer(t, dtype=PACKED) if isinstance(t, bytes) else next(hashed) for t in taken]
+    hashes read back in bulk (`unpacked`), story words hashed here in bulk (`word_hashes`)."""
+    hashed = iter(word_hashes([t for t in taken if isinstance(t, str)]))
+    read = iter(unpacked([t for t in taken if isinstance(t, bytes)]))
+    return [next(read) if isinstance(t, bytes) else next(hashed) for t in taken]
 
 
 #: Texts hashed per numpy pass (bounds the temporary arrays to a few megabytes).
@@ -167,13 +171,14 @@ HASH_CHUNK = 2000
 
 
 def word_hashes(texts: Sequence[str]) -> list[np.ndarray]:
-    """For each text, the 64-bit hashes of its whitespace-separated words, in order (int64).
+    """For each text, the 32-bit hashes of its whitespace-separated words, in order (as int64).
 
     The same word gets the same hash in every process and on every run (unlike `hash()` of
     a str, which is salted per process), so workers and the parent agree. All the words of
     a chunk of texts are hashed in a few numpy passes (one per character position) instead of
     one Python call per word: a sum of the code points times odd 64-bit multipliers, one per
-    position, finished with SplitMix64's mixer. Two words share a hash only on a 64-bit collision.
+    position, finished with SplitMix64's mixer, of which the low 32 bits are kept. Two words
+    share a hash only on a 32-bit collision.
     """
     out: list[np.ndarray] = []
     for start in range(0, len(texts), HASH_CHUNK):
@@ -202,8 +207,8 @@ def _hash_chunk(texts: Sequence[str]) -> list[np.ndarray]:
     hashes = _mix(summed ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
     offsets = np.cumsum([0] + [len(t) + 1 for t in texts[:-1]])
     bounds = [*np.searchsorted(first, offsets).tolist(), len(first)]
-    signed = hashes.view(np.int64)
-    return [signed[a:b] for a, b in pairwise(bounds)]
+    kept = (hashes & HASH_MASK).view(np.int64)
+    return [kept[a:b] for a, b in pairwise(bounds)]
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from monitor import shingles as story_text
 from monitor.shingles import STEM_CHARS, story_shingles, story_words
-from monitor.stories import packed, shingle_hashes, word_hashes
+from monitor.stories import PACKED, packed, shingle_hashes, word_hashes
 
 compiled = pytest.importorskip(
     "monitor._shinglehash",
@@ -106,7 +106,7 @@ def test_an_item_of_stopwords_only_has_no_shingles() -> None:
 
 
 def test_a_stem_is_taken_once_across_title_and_summary() -> None:
-    taken = np.frombuffer(HASHER.story("Negotiators negotiate", "NEGOTIATIONS!"), dtype="<i8")
+    taken = np.frombuffer(HASHER.story("Negotiators negotiate", "NEGOTIATIONS!"), dtype=PACKED)
     assert len(taken) == 1
 
 

@@ -254,7 +254,7 @@ def test_any_sequence_of_polls_stores_each_item_once(
 
 
 def test_migrating_twice_changes_nothing(engine: Engine) -> None:
-    assert upgrade(engine) == "0005"
+    assert upgrade(engine) == "0006"
     require_current(engine)
 
 
@@ -475,7 +475,7 @@ def test_the_time_text_migration_rewrites_the_old_forms(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn, conn:
         for statement in old_forms:
             conn.execute(statement)
-    assert upgrade(engine) == "0005"
+    assert upgrade(engine) == "0006"
     engine.dispose()
     times = stored_times(path)
     assert sorted(times["items.published_at"]) == [
@@ -508,7 +508,7 @@ def test_the_story_hashes_migration_goes_down_and_up_again(engine: Engine) -> No
     with engine.begin() as conn:
         command.downgrade(_alembic_config(conn), "0002")
     assert "story_words" in item_columns() and "story_hashes" not in item_columns()
-    assert upgrade(engine) == "0005"
+    assert upgrade(engine) == "0006"
     assert "story_hashes" in item_columns() and "story_words" not in item_columns()
 
 
@@ -723,6 +723,65 @@ def test_migrations_produce_exactly_the_schema(engine: Engine) -> None:
     assert diff == []
 
 
+def test_revision_0006_keeps_the_low_32_bits_of_each_stored_hash(db_url: str) -> None:
+    """Hashes stored as int64 before revision 0006 become the uint32 of their low 32 bits,
+    the values new items get for the same words: an item stored before the upgrade joins a
+    rewrite stored after it. Going down clears them (older code takes them from the text)."""
+    import numpy as np
+    from alembic import command
+
+    from monitor.settings import StoriesSettings
+    from monitor.shingles import story_words
+    from monitor.store.migrate import _alembic_config
+    from monitor.store.schema import UtcDateTime
+    from monitor.stories import packed, word_hashes
+
+    title = "Delegations resume Istanbul talks on prisoner exchange"
+    summary = "Umerov and Medinsky met for two hours in Istanbul."
+    [kept] = word_hashes([story_words(title, summary)])
+    high = np.arange(1, len(kept) + 1, dtype=np.uint64) << np.uint64(40)  # bits that go
+    wide = (kept.astype(np.uint64) | high).astype("<u8").tobytes()
+    _at_revision(db_url, "0005")
+    insert_old = text(
+        "INSERT INTO items (feed_id, identity, url, title, summary, content, first_seen_at, "
+        "lang, content_hash, story_hashes) VALUES (1, :identity, NULL, :title, :summary, '', "
+        ":now, 'en', :key, :hashes)"
+    ).bindparams(bindparam("now", type_=UtcDateTime()))
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            values = {"title": title, "summary": summary, "now": NOW}
+            for identity, hashes in (("old", wide), ("bare", None)):
+                conn.execute(
+                    insert_old, {**values, "identity": identity, "key": identity, "hashes": hashes}
+                )
+        assert upgrade(engine) == "0006"
+        stored = select(items.c.identity, items.c.story_hashes).order_by(items.c.id)
+        with engine.connect() as conn:
+            assert dict(map(tuple, conn.execute(stored))) == {"old": packed(kept), "bare": None}
+        storage = Storage(engine, StoriesSettings())
+        rewrite = item("new", "Istanbul talks on prisoner exchange resume, delegations say")
+        storage.save_items(1, [rewrite], [None], NOW)
+        assert storage.assign_pending_stories(NOW + timedelta(minutes=1)) == 3
+        placed = select(items.c.identity, item_stories.c.story_id).join(
+            item_stories, item_stories.c.item_id == items.c.id
+        )
+        with engine.connect() as conn:
+            story_of = dict(map(tuple, conn.execute(placed)))
+        assert story_of["old"] == story_of["new"] == story_of["bare"]
+        with engine.begin() as conn:
+            command.downgrade(_alembic_config(conn), "0005")
+        with engine.connect() as conn:
+            assert (
+                conn.execute(
+                    select(items.c.story_hashes).where(items.c.story_hashes.is_not(None))
+                ).all()
+                == []
+            )
+    finally:
+        engine.dispose()
+
+
 def _at_revision(db_url: str, revision: str, *statements: str) -> None:
     """A database of ours migrated only to `revision`, holding one feed (id 1), then
     `statements` run as they are (`:now` is NOW)."""
@@ -760,7 +819,7 @@ def test_a_database_at_revision_0001_with_items_upgrades_and_places_them(db_url:
     )
     engine = make_engine(db_url)
     try:
-        assert upgrade(engine) == "0005"
+        assert upgrade(engine) == "0006"
         storage = Storage(engine, StoriesSettings())
         rewrite = item("new", "Istanbul talks on prisoner exchange resume, delegations say")
         storage.save_items(1, [rewrite], [None], NOW)
@@ -801,7 +860,7 @@ def test_revision_0005_moves_each_items_story_to_item_stories_and_back(db_url: s
     _at_revision(db_url, "0004", story, *members)
     engine = make_engine(db_url)
     try:
-        assert upgrade(engine) == "0005"
+        assert upgrade(engine) == "0006"
         with engine.connect() as conn:
             assert sorted(map(tuple, conn.execute(select(item_stories)))) == [(1, 7), (2, 7)]
             assert (
