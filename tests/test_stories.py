@@ -509,3 +509,20 @@ print("numpy" in sys.modules)
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 50), st.integers(0, 3)), max_size=40, unique_by=lambda t: t[0]
+    )
+)
+def test_processing_order_is_by_appearance_then_id_whatever_the_input_order(
+    stamps: list[tuple[int, int]],
+) -> None:
+    """Few distinct times, so ties are common; ids come in any order."""
+    t0 = datetime(2025, 3, 1, tzinfo=UTC)
+    batch = [_prepared(i, {"talks"}, t0 + timedelta(hours=h)) for i, h in stamps]
+    ordered = processing_order(batch)
+    assert [(p.appeared_at, p.item_id) for p in ordered] == sorted(
+        (p.appeared_at, p.item_id) for p in batch
+    )

@@ -395,7 +395,7 @@ def _pending(conn: Connection, since: datetime, hints: Mapping[int, Pending]) ->
     """Items without a story first seen since `since`, with their match: from `hints` where
     there is one, else read back (one query per CHUNK ids)."""
     query = select(items.c.id).where(items.c.first_seen_at >= since, _unplaced())
-    ids = sorted(conn.execute(query).scalars())
+    ids = sorted(conn.execute(query).scalars().all())  # fetched at once, not row by row
     out = {i: hints[i] for i in ids if i in hints}
     missing = [i for i in ids if i not in out]
     for chunk in _chunks(missing):
@@ -461,12 +461,12 @@ def _place(
     stored = [c for c in index.window.entries() if c.appeared_at >= lower]
     prepared = [Prepared(p.item_id, p.appeared_at, Fingerprint(p.hashes)) for p in pending]
     ordered = processing_order(prepared)
+    comparable = [p for p in pending if len(p.hashes) >= MIN_SHINGLES]
     # The candidates are found (numpy, mostly without the GIL) in a helper thread while
     # this one looks up the exact duplicates (SQLite, without the GIL while it steps).
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-stories") as helper:
         found = helper.submit(best_candidates, ordered, stored, rules, index.window.stop_like)
-        comparable = {p.item_id for p in prepared if p.fingerprint.comparable}
-        roots = _duplicate_roots(conn, pending, comparable)
+        roots = _duplicate_roots(conn, pending, {p.item_id for p in comparable})
         outside_roots = {r for r in roots.values() if r not in batch_ids}
         duplicate_story = _story_ids(conn, outside_roots)
         best = found.result()
@@ -476,9 +476,7 @@ def _place(
     placed = decide_in_order(rooted, best, duplicate_story)
     story_of = _apply(conn, pending, [placed[p.item_id] for p in pending])
     index.stage(
-        Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.fingerprint.hashes)
-        for p in prepared
-        if p.fingerprint.comparable
+        Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.hashes) for p in comparable
     )
 
 
