@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import select
 import socket
 import ssl
 import time
@@ -35,6 +34,7 @@ import httpx
 
 from monitor.errors import BlockedAddressError, DeadlineError, FetchError, TooLargeError
 from monitor.netguard import IPNetwork, is_blocked, parse_networks, refusal
+from monitor.netstream import open_native
 from monitor.settings import HttpSettings
 from monitor.types import Admission, FetchResult
 
@@ -221,7 +221,8 @@ def _unbracket(host: str) -> str:
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves hosts itself, refuses forbidden addresses, connects only to checked IPs.
+    """Resolves hosts itself, refuses forbidden addresses, connects only to checked IPs, over
+    asyncio's own transports (`monitor.netstream`).
 
     The TLS layer still gets the URL's host name (httpcore passes the origin host to
     start_tls), so certificates are verified against the name, not the IP.
@@ -229,7 +230,6 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(self, allowed: Sequence[IPNetwork]) -> None:
         self._allowed = tuple(allowed)
-        self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
         self,
@@ -272,14 +272,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         failure: httpcore.ConnectError | None = None
         for ip in addresses:
             try:
-                stream = await self._inner.connect_tcp(
-                    ip, port, local_address=local_address, socket_options=socket_options
-                )
+                stream = await open_native(ip, port, local_address, socket_options)
             except httpcore.ConnectError as e:
                 failure = e
                 continue
             await self._check_peer(stream, ip)
-            return SocketCachingStream(stream)
+            return stream
         raise httpcore.ConnectError(_connect_failure(addresses, port, failure)) from failure
 
     async def _check_peer(self, stream: httpcore.AsyncNetworkStream, ip: str) -> None:
@@ -301,68 +299,6 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
-
-
-class SocketCachingStream(httpcore.AsyncNetworkStream):
-    """A connection's stream that looks its socket up once.
-
-    Before each request, and after each response, httpcore's pool asks every idle connection
-    whether its socket became readable (a server that hung up). anyio answers by building
-    its whole table of socket attributes, with a `getpeername` call, every time: with 20
-    kept-alive connections that was about a quarter of the event loop's profile samples in
-    the steady bench. Here the socket is taken once and polled directly (`poll`, which,
-    unlike `select`, takes descriptors above 1023); everything else goes to the wrapped
-    stream."""
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-        self._socket: socket.socket | None = inner.get_extra_info("socket")
-        self._poller = _poller(self._socket)
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return SocketCachingStream(
-            await self._inner.start_tls(ssl_context, server_hostname, timeout)
-        )
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "socket":
-            return self._socket
-        if info == "is_readable":
-            return self._readable()
-        return self._inner.get_extra_info(info)
-
-    def _readable(self) -> bool:
-        """Whether reading would not block (data, or the peer hung up); a missing or closed
-        socket counts as readable, so its connection is dropped."""
-        sock = self._socket
-        if sock is None or sock.fileno() < 0:
-            return True
-        if self._poller is None:  # no poll() (Windows)
-            return bool(select.select([sock], [], [], 0)[0])
-        return bool(self._poller.poll(0))
-
-
-def _poller(sock: socket.socket | None) -> Any:
-    """A poll object watching `sock` for input, or None where poll() does not exist."""
-    if sock is None or not hasattr(select, "poll"):
-        return None
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return poller
 
 
 def _connect_failure(
@@ -637,8 +573,14 @@ class PerOriginTransport(httpx.AsyncBaseTransport):
             await transport.aclose()
 
 
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of every connection: certificates checked against the system's (or
+    certifi's) authorities, as httpx sets them up, without reading the environment."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 def _build_transport(settings: HttpSettings, allowed: Sequence[IPNetwork]) -> PerOriginTransport:
-    ssl_context = httpx.create_ssl_context(trust_env=False)
+    ssl_context = tls_context()
     return PerOriginTransport(
         lambda: _guarded_transport(settings, allowed, ssl_context),
         max_idle_pools=2 * settings.concurrency,

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import gzip
 import socket
+import ssl
+import sys
 import threading
 import time
 import zlib
@@ -96,8 +98,12 @@ def _not_modified(route: Route, request_headers: Mapping[str, str]) -> bool:
 class FeedServer:
     """Threaded HTTP/1.1 keep-alive server on loopback; see the module docstring."""
 
-    def __init__(self, hosts: Iterable[str] = ("127.0.0.1",)) -> None:
+    def __init__(
+        self, hosts: Iterable[str] = ("127.0.0.1",), tls: ssl.SSLContext | None = None
+    ) -> None:
         self.hosts = tuple(hosts)
+        #: Server-side TLS settings: the server speaks HTTPS when given.
+        self.tls = tls
         self.port = 0
         self._routes: dict[str, Route] = {}
         self._hits: defaultdict[str, int] = defaultdict(int)
@@ -155,7 +161,8 @@ class FeedServer:
         return self.url(path)
 
     def url(self, path: str, host: str | None = None) -> str:
-        return f"http://{host or self.hosts[0]}:{self.port}{path}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{host or self.hosts[0]}:{self.port}{path}"
 
     def hits(self, path: str) -> int:
         with self._lock:
@@ -195,6 +202,10 @@ class FeedServer:
         for host in self.hosts:
             server = _Server((host, self.port), _Handler)
             server.feed_server = self
+            if self.tls is not None:  # each connection's handshake runs in its own thread
+                server.socket = self.tls.wrap_socket(
+                    server.socket, server_side=True, do_handshake_on_connect=False
+                )
             self.port = server.server_address[1]
             self._servers.append(server)
             thread = threading.Thread(
@@ -229,6 +240,13 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 2048
     feed_server: FeedServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (refused the certificate, reset the connection) is not an
+        error of the server's: tests read the client's side."""
+        if isinstance(sys.exc_info()[1], ssl.SSLError | ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -236,6 +254,8 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()  # in this connection's thread, not the accepting one
         super().setup()
         self.server.feed_server.connected()
 

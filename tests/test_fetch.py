@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
-import resource
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,7 +12,7 @@ import anyio
 import pytest
 
 from monitor.errors import FetchError
-from monitor.fetch import Fetcher, SocketCachingStream, cookie_site
+from monitor.fetch import Fetcher, cookie_site
 from monitor.settings import HttpSettings
 from monitor.types import FetchResult
 from tests.feedserver import FeedServer, resolving
@@ -411,46 +409,3 @@ async def test_answers_without_a_feed_keep_the_connection_alive(feed_server: Fee
             await fetcher.fetch(missing)
         assert (await fetcher.fetch(url, etag='"v1"')).status == 304
     assert feed_server.connections == 1
-
-
-class _StreamOver:
-    """The one method `SocketCachingStream` calls at construction, over a given socket."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-
-    def get_extra_info(self, info: str) -> Any:
-        return self.sock if info == "socket" else f"inner {info}"
-
-
-def test_a_pooled_stream_reports_a_hung_up_peer_as_readable() -> None:
-    ours, theirs = socket.socketpair()
-
-    stream = SocketCachingStream(_StreamOver(ours))  # type: ignore[arg-type]
-    assert stream.get_extra_info("socket") is ours
-    assert stream.get_extra_info("is_readable") is False
-    assert stream.get_extra_info("server_addr") == "inner server_addr"
-    theirs.close()
-    assert stream.get_extra_info("is_readable") is True
-    ours.close()
-    assert stream.get_extra_info("is_readable") is True
-
-
-def test_the_hang_up_check_takes_descriptors_above_1023() -> None:
-    """select() refuses descriptors from 1024 on; a busy monitor has that many sockets."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 1200:
-        pytest.skip(f"the open-files limit ({hard}) is too low to make descriptor 1100")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
-    ours, theirs = socket.socketpair()
-    high = socket.socket(fileno=os.dup2(ours.fileno(), 1100))
-    try:
-        stream = SocketCachingStream(_StreamOver(high))  # type: ignore[arg-type]
-        assert stream.get_extra_info("is_readable") is False
-        theirs.close()
-        assert stream.get_extra_info("is_readable") is True
-    finally:
-        high.close()
-        ours.close()
-        theirs.close()
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
