@@ -45,6 +45,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -340,6 +341,35 @@ def resolving(mapping: Mapping[str, str]) -> Callable[..., Any]:
         return await real(host, port, **kwargs)
 
     return fake
+
+
+@contextmanager
+def tcp_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A bare TCP server on loopback (for answers no HTTP server gives: silence, garbage, a
+    reset) that runs `answer(connection)` for each connection in turn and closes it after;
+    yields a feed URL on it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        with listener:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                conn.settimeout(5)
+                with conn:
+                    answer(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/feed.xml"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ from monitor.errors import FetchError
 from monitor.fetch import Fetcher, cookie_site
 from monitor.settings import HttpSettings
 from monitor.types import FetchResult
-from tests.feedserver import FeedServer, resolving
+from tests.feedserver import FeedServer, resolving, tcp_server
 
 pytestmark = pytest.mark.anyio
 
@@ -327,30 +326,16 @@ async def test_tls_failure_is_a_short_reason(feed_server: FeedServer) -> None:
     assert error.reason.startswith("TLS error")
 
 
+def _speak_nonsense(conn: socket.socket) -> None:
+    conn.recv(4096)
+    conn.sendall(b"SPEAKING NONSENSE\r\n\r\n")
+
+
 @pytest.fixture
 def garbage_server() -> Iterator[str]:
     """A TCP server that answers every connection with something that is not HTTP."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.05)
-    port = listener.getsockname()[1]
-    stop = threading.Event()
-
-    def serve() -> None:
-        with listener:
-            while not stop.is_set():
-                try:
-                    conn, _ = listener.accept()
-                except TimeoutError:
-                    continue
-                with conn:
-                    conn.recv(4096)
-                    conn.sendall(b"SPEAKING NONSENSE\r\n\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}/feed.xml"
-    stop.set()
-    thread.join(timeout=5)
+    with tcp_server(_speak_nonsense) as url:
+        yield url
 
 
 async def test_protocol_error_is_a_short_reason(garbage_server: str) -> None:
