@@ -353,9 +353,18 @@ class PhraseIndex:
             if keys:
                 first[keys[0]].append((list(keys), len(keys), entry))
                 size += 1
-        self._first: Mapping[str, tuple[tuple[list[str], int, Entry], ...]] = {
-            k: tuple(v) for k, v in first.items()
-        }
+        self._set_up({k: tuple(v) for k, v in first.items()}, size)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its phrases by first key: a parse worker receives the parent's compiled
+        matcher (`monitor.parsejob.start_worker`) and builds the memos, empty, and the
+        compiled pass where it is loaded."""
+        return (_loaded_index, (self._first, self.size))
+
+    def _set_up(
+        self, first: Mapping[str, tuple[tuple[list[str], int, Entry], ...]], size: int
+    ) -> None:
+        self._first = first
         #: For each first key, how many tokens its longest phrase has, and its phrases' second keys.
         self._reach: Mapping[str, int] = {k: max(n for _, n, _ in v) for k, v in first.items()}
         self._seconds: Mapping[str, frozenset[str]] = {
@@ -449,6 +458,15 @@ class PhraseIndex:
                 if n == 1 or list(map(_tile_key, tiles[i : i + n])) == pkeys:
                     found.append((entry, _tile_start(tiles[i], ends[i]), ends[i + n - 1]))
         return found
+
+
+def _loaded_index(
+    first: Mapping[str, tuple[tuple[list[str], int, Entry], ...]], size: int
+) -> PhraseIndex:
+    """A `PhraseIndex` from what its `__reduce__` pickled."""
+    index = PhraseIndex.__new__(PhraseIndex)
+    index._set_up(first, size)
+    return index
 
 
 # --- scoring ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from alerts.service import deliver, retry_due
 from monitor.errors import ConfigError, MonitorError, StorageError, WatchlistError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, MatcherCache
-from monitor.parsejob import WatchlistRef, start_worker
+from monitor.parsejob import WatchlistRef, shipped, start_worker
 from monitor.pipeline import CycleDeps, CycleReport, FeedOutcome, run_cycle
 from monitor.settings import Config, load_config
 from monitor.similarity import load_seed_index
@@ -161,7 +161,7 @@ class Monitor:
                 workers,
                 mp_context=context,
                 initializer=start_worker,
-                initargs=(os.getpid(),),
+                initargs=(os.getpid(), shipped(self.matchers.matcher)),
             )
         return self._pool
 

@@ -472,3 +472,25 @@ def test_new_vocabulary_keeps_hard_negatives_out(default: Matcher) -> None:
             ("Сім'я з Києва відсвяткувала весілля на півострові", "", None),
         ],
     )
+
+
+def test_a_pickled_matcher_matches_as_the_compiled_one() -> None:
+    """Parse workers receive the parent's compiled matcher pickled: it must give the same
+    results on every labelled item, with the compiled pass rebuilt and the memos left out."""
+    import pickle
+
+    from monitor.evaluate import load_eval_items
+    from monitor.match import compiled
+
+    matcher = Matcher.compile(
+        load_watchlist(ROOT / "config" / "watchlist.yaml"), load_seed_index(ROOT / "corpus")
+    )
+    fresh_size = len(pickle.dumps(matcher))
+    items = load_eval_items(ROOT / "tests" / "data" / "eval")
+    expected = [matcher.match_text(i.title, i.summary, lang=i.lang) for i in items]
+    assert sum(r.matched for r in expected) > 50
+    assert len(pickle.dumps(matcher)) == fresh_size, "warm memos are not pickled"
+    loaded = pickle.loads(pickle.dumps(matcher))
+    assert loaded.watchlist == matcher.watchlist and loaded.phrase_count == matcher.phrase_count
+    assert (loaded._index._scanner is not None) == compiled()
+    assert [loaded.match_text(i.title, i.summary, lang=i.lang) for i in items] == expected

@@ -477,6 +477,37 @@ def test_worker_matcher_refuses_a_stale_watchlist_version() -> None:
     assert _worker_matcher(WatchlistRef(path, version, None)) is not None
 
 
+def test_a_worker_uses_the_matcher_its_parent_sent(tmp_path: Path) -> None:
+    """A worker started with the parent's compiled watchlist matches with it, without
+    importing pydantic or a YAML library, and still loads any other version from the file."""
+    from monitor.match import Matcher
+    from monitor.parsejob import shipped
+    from monitor.watchlist import load_watchlist
+
+    watchlist = load_watchlist(ROOT / "config" / "watchlist.yaml")
+    (tmp_path / "matcher.pickle").write_bytes(shipped(Matcher.compile(watchlist, None)) or b"")
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        "version: 1\nactors:\n  - {id: kyiv, name: Kyiv, type: place, aliases: [Kyiv]}\n",
+        encoding="utf-8",
+    )
+    probe = f"""
+import os, sys
+from pathlib import Path
+from monitor.parsejob import WatchlistRef, _worker_matcher, start_worker
+start_worker(os.getppid(), Path({str(tmp_path / "matcher.pickle")!r}).read_bytes())
+# No file at this path: the version the parent sent needs none.
+sent = _worker_matcher(WatchlistRef("/nowhere/watchlist.yaml", {watchlist.version!r}, None))
+print(sent is not None and sent.match_text("Zelensky and Putin agree a ceasefire").matched)
+print(sorted(m for m in ("pydantic", "yaml", "ruamel.yaml") if m in sys.modules))
+from monitor.watchlist import load_watchlist
+version = load_watchlist(Path({str(other)!r})).version
+print(_worker_matcher(WatchlistRef({str(other)!r}, version, None)) not in (None, sent))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:3] == ["True", "[]", "True"], done.stdout + done.stderr
+
+
 CONSOLE_SCRIPT = Path(sys.executable).with_name("monitor")
 
 
