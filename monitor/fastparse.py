@@ -20,7 +20,7 @@ from typing import Any
 from feedparser.datetimes import _parse_date
 from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
-from feedparser.urls import _urljoin
+from feedparser.urls import _urifixer
 
 ATOM_NS = "{http://www.w3.org/2005/Atom}"
 RSS10_NS = "{http://purl.org/rss/1.0/}"
@@ -145,16 +145,26 @@ def _local(tag: str, namespace: str) -> str | None:
 
 def _text_only(element: ET.Element, allowed_attrs: frozenset[str] = frozenset()) -> str:
     """The element's text; its children or unexpected attributes leave the profile."""
-    if len(element) or any(name not in allowed_attrs for name in element.attrib):
+    if len(element) or (element.attrib and not allowed_attrs.issuperset(element.attrib)):
         raise _UnsupportedError(element.tag)
     return element.text or ""
+
+
+def fixed_uri(uri: str) -> str:
+    """feedparser's `_urljoin("", uri)`: the slashes after `scheme://` dropped (joining with
+    an empty base changes nothing else). Its `re.sub` with a template expanded the template
+    in Python on every call, a tenth of this reader's time for the bench's feeds."""
+    found: re.Match[str] | None = _urifixer.match(uri)
+    if found is None or not found.group(2):
+        return uri
+    return found.group(1) + uri[found.end(2) :]
 
 
 def _finish(raw: str, *, uri: bool = False) -> str:
     """feedparser's post-processing of a text element: strip, URI join, mojibake repair."""
     output = raw.strip()
     if uri and output:
-        output = _urljoin("", output)
+        output = fixed_uri(output)
     if output.isascii():
         return output
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
@@ -439,7 +449,7 @@ class _Reader:
             if node.get("alternate_seen"):
                 raise _UnsupportedError("repeated alternate link")
             node["alternate_seen"] = True
-            node["link"] = _urljoin("", element.attrib["href"])
+            node["link"] = fixed_uri(element.attrib["href"])
 
     def _atom_author(self, node: Dict, author: ET.Element) -> None:
         if author.attrib or (author.text or "").strip() or "author" in node:

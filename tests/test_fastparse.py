@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 from feedparser.datetimes import _parse_date
+from feedparser.urls import _urljoin
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.errors import ParseError
-from monitor.fastparse import parse_date, read_simple_feed
+from monitor.fastparse import fixed_uri, parse_date, read_simple_feed
 from monitor.parse import parse_feed, parse_with_feedparser
 from monitor.types import ParsedFeed
 from tests.test_peer_corpus import served_headers
@@ -115,3 +118,13 @@ def test_fast_dates_match_feedparser() -> None:
             assert parse_date(text) == _parse_date(text), text
     for odd in ("Mon, 31 Feb 2025 10:00:00 GMT", "2025-13-01T00:00:00Z", "garbage", ""):
         assert parse_date(odd) == _parse_date(odd), odd
+
+
+@given(
+    st.sampled_from(["http", "https", "HTTP", "feed", "x+y-z.w", "", "1http", "mailto:"]),
+    st.sampled_from(["://", ":", "", ":///", "://///", ":/"]),
+    st.text(alphabet="/:?#&=.%aé Z0", max_size=12),
+)
+def test_a_uri_is_fixed_as_feedparser_fixes_it(scheme: str, sep: str, rest: str) -> None:
+    uri = scheme + sep + rest
+    assert fixed_uri(uri) == _urljoin("", uri)
