@@ -8,8 +8,10 @@ asyncio, which the orchestrator's module imports.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -100,28 +102,53 @@ def parse_and_normalise(
     )
 
 
-def start_worker(parent_pid: int, matcher: bytes | None = None) -> None:
+def start_worker(parent_pid: int, matcher: str | None = None) -> None:
     """Worker process initializer: the collector tuned as in the parent (`tune_worker`), an
-    end when the parent is gone (`exit_with_parent`), and the parent's compiled watchlist
-    (`shipped`), if it sent one, kept for the tasks that ask for its version."""
+    end when the parent is gone (`exit_with_parent`), and the parent's compiled watchlist,
+    if it left one at `matcher` (`MatcherHandoff`), kept for the tasks that ask for its
+    version."""
     from monitor.collector import tune_worker
 
     tune_worker()
     exit_with_parent(parent_pid)
     if matcher is not None:
-        compiled: CompiledMatcher = pickle.loads(matcher)
-        _shipped[compiled.watchlist.version] = compiled
+        with contextlib.suppress(OSError):  # gone: tasks read the watchlist file instead
+            compiled: CompiledMatcher = pickle.loads(Path(matcher).read_bytes())
+            _shipped[compiled.watchlist.version] = compiled
 
 
-def shipped(matcher: CompiledMatcher | None) -> bytes | None:
-    """The parent's compiled watchlist as `start_worker` takes it.
+class MatcherHandoff:
+    """The parent's compiled watchlist, left in a file of a private directory for its parse
+    workers to load as they start (`start_worker`).
 
     A worker that loaded the watchlist itself imported pydantic and a YAML library, and
     validated and compiled the file: 0.2 s of its start, on the cycle's critical path (the
     parent has nothing to store until the workers send their first feeds). Loading the
     parent's matcher needs neither (`monitor.watchlist_schema` is imported only to read a
-    file) and takes about 13 ms. Pickled once, not once per worker."""
-    return None if matcher is None else pickle.dumps(matcher, pickle.HIGHEST_PROTOCOL)
+    file) and takes about 13 ms. It goes by file, not as an argument of the initializer: a
+    spawned process reads its arguments only after starting its interpreter and importing
+    its parent's main module, and the parent's write of more than a pipe's 64 KiB (the
+    bench's matcher pickles to 260 KB) waited for that, holding the event loop 0.12 s per
+    worker at the cycle's start."""
+
+    def __init__(self) -> None:
+        self._directory: tempfile.TemporaryDirectory[str] | None = None
+
+    def path_for(self, matcher: CompiledMatcher | None) -> str | None:
+        """Where `matcher` is left for the workers (None: nothing to hand over)."""
+        if matcher is None:
+            return None
+        if self._directory is None:  # mode 0700, removed at exit if not before
+            self._directory = tempfile.TemporaryDirectory(prefix="monitor-workers-")
+        path = Path(self._directory.name) / f"matcher-{matcher.watchlist.version}.pickle"
+        path.write_bytes(pickle.dumps(matcher, pickle.HIGHEST_PROTOCOL))
+        return str(path)
+
+    def close(self) -> None:
+        """Remove what was left (call once the workers have started or are gone)."""
+        if self._directory is not None:
+            self._directory.cleanup()
+            self._directory = None
 
 
 #: Compiled watchlists the parent sent (`start_worker`), by version.

@@ -17,7 +17,7 @@ from alerts.service import deliver, retry_due
 from monitor.errors import ConfigError, MonitorError, StorageError, WatchlistError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, MatcherCache
-from monitor.parsejob import WatchlistRef, shipped, start_worker
+from monitor.parsejob import MatcherHandoff, WatchlistRef, start_worker
 from monitor.pipeline import CycleDeps, CycleReport, FeedOutcome, run_cycle
 from monitor.settings import Config, load_config
 from monitor.similarity import load_seed_index
@@ -38,6 +38,7 @@ class Monitor:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     matchers: MatcherCache = field(init=False)
     _pool: Executor | None = field(default=None, init=False)
+    _handoff: MatcherHandoff = field(default_factory=MatcherHandoff, init=False)
     _feeds_stamp: tuple[int, int] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -161,7 +162,7 @@ class Monitor:
                 workers,
                 mp_context=context,
                 initializer=start_worker,
-                initargs=(os.getpid(), shipped(self.matchers.matcher)),
+                initargs=(os.getpid(), self._handoff.path_for(self.matchers.matcher)),
             )
         return self._pool
 
@@ -170,12 +171,14 @@ class Monitor:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        self._handoff.close()
 
     def close(self) -> None:
         """Stop the parsing processes, if any were started."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self._handoff.close()
 
     def deliver(
         self, trigger: Literal["immediate", "schedule", "retry"], channel: str | None = None

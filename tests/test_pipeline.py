@@ -479,13 +479,17 @@ def test_worker_matcher_refuses_a_stale_watchlist_version() -> None:
 
 def test_a_worker_uses_the_matcher_its_parent_sent(tmp_path: Path) -> None:
     """A worker started with the parent's compiled watchlist matches with it, without
-    importing pydantic or a YAML library, and still loads any other version from the file."""
+    importing pydantic or a YAML library, and still loads any other version from the file;
+    the handed-over file is private and gone once the handoff is closed."""
     from monitor.match import Matcher
-    from monitor.parsejob import shipped
+    from monitor.parsejob import MatcherHandoff
     from monitor.watchlist import load_watchlist
 
     watchlist = load_watchlist(ROOT / "config" / "watchlist.yaml")
-    (tmp_path / "matcher.pickle").write_bytes(shipped(Matcher.compile(watchlist, None)) or b"")
+    handoff = MatcherHandoff()
+    assert handoff.path_for(None) is None
+    path = handoff.path_for(Matcher.compile(watchlist, None))
+    assert path is not None and Path(path).parent.stat().st_mode & 0o077 == 0
     other = tmp_path / "other.yaml"
     other.write_text(
         "version: 1\nactors:\n  - {id: kyiv, name: Kyiv, type: place, aliases: [Kyiv]}\n",
@@ -495,7 +499,7 @@ def test_a_worker_uses_the_matcher_its_parent_sent(tmp_path: Path) -> None:
 import os, sys
 from pathlib import Path
 from monitor.parsejob import WatchlistRef, _worker_matcher, start_worker
-start_worker(os.getppid(), Path({str(tmp_path / "matcher.pickle")!r}).read_bytes())
+start_worker(os.getppid(), {path!r})
 # No file at this path: the version the parent sent needs none.
 sent = _worker_matcher(WatchlistRef("/nowhere/watchlist.yaml", {watchlist.version!r}, None))
 print(sent is not None and sent.match_text("Zelensky and Putin agree a ceasefire").matched)
@@ -504,8 +508,30 @@ from monitor.watchlist import load_watchlist
 version = load_watchlist(Path({str(other)!r})).version
 print(_worker_matcher(WatchlistRef({str(other)!r}, version, None)) not in (None, sent))
 """
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        )
+    finally:
+        handoff.close()
     assert done.stdout.split("\n")[:3] == ["True", "[]", "True"], done.stdout + done.stderr
+    assert not Path(path).parent.exists()
+
+
+def test_a_worker_starts_without_the_handed_over_file() -> None:
+    """A handoff already removed (the pool outlived it) leaves the worker to read the file."""
+    watchlist = ROOT / "config" / "watchlist.yaml"
+    probe = f"""
+import os
+from pathlib import Path
+from monitor.parsejob import WatchlistRef, _shipped, _worker_matcher, start_worker
+from monitor.watchlist import load_watchlist
+start_worker(os.getppid(), "/nowhere/matcher.pickle")
+version = load_watchlist(Path({str(watchlist)!r})).version
+print(not _shipped, _worker_matcher(WatchlistRef({str(watchlist)!r}, version, None)) is not None)
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True True", done.stdout + done.stderr
 
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("monitor")
