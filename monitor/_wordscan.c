@@ -414,6 +414,35 @@ static void TermCounter_dealloc(TermCounter *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Fill `set` from an iterable of ASCII str (`what` names it in errors); -1 with an error set. */
+static int strings_fill(Strings *set, PyObject *iterable, const char *what)
+{
+    PyObject *words = PySequence_Fast(iterable, "words must be an iterable of str");
+    if (words == NULL) {
+        return -1;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(words);
+    if (strings_alloc(set, count) < 0) {
+        Py_DECREF(words);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *word = PySequence_Fast_GET_ITEM(words, i);
+        if (!PyUnicode_Check(word) || !PyUnicode_IS_ASCII(word)) {
+            Py_DECREF(words);
+            PyErr_Format(PyExc_ValueError, "%s must be ASCII str", what);
+            return -1;
+        }
+        const char *text = (const char *)PyUnicode_DATA(word);
+        if (strings_add(set, text, PyUnicode_GET_LENGTH(word)) < 0) {
+            Py_DECREF(words);
+            return -1;
+        }
+    }
+    Py_DECREF(words);
+    return 0;
+}
+
 static int TermCounter_init(TermCounter *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"stopwords", NULL};
@@ -425,30 +454,7 @@ static int TermCounter_init(TermCounter *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_RuntimeError, "TermCounter is already initialised");
         return -1;
     }
-    PyObject *words = PySequence_Fast(iterable, "stopwords must be an iterable of str");
-    if (words == NULL) {
-        return -1;
-    }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(words);
-    if (strings_alloc(&self->stopwords, count) < 0) {
-        Py_DECREF(words);
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *word = PySequence_Fast_GET_ITEM(words, i);
-        if (!PyUnicode_Check(word) || !PyUnicode_IS_ASCII(word)) {
-            Py_DECREF(words);
-            PyErr_SetString(PyExc_ValueError, "stopwords must be ASCII str");
-            return -1;
-        }
-        const char *text = (const char *)PyUnicode_DATA(word);
-        if (strings_add(&self->stopwords, text, PyUnicode_GET_LENGTH(word)) < 0) {
-            Py_DECREF(words);
-            return -1;
-        }
-    }
-    Py_DECREF(words);
-    return 0;
+    return strings_fill(&self->stopwords, iterable, "stopwords");
 }
 
 /* Count one word (lower-case ASCII letters, at least MIN_TERM): its singular
@@ -551,6 +557,104 @@ static PyTypeObject TermCounterType = {
     .tp_methods = TermCounter_methods,
 };
 
+/* --- WordTally ---------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    /* Two vocabularies of lower-case ASCII words; `second.text` is NULL until set up. */
+    Strings first;
+    Strings second;
+} WordTally;
+
+static void WordTally_dealloc(WordTally *self)
+{
+    strings_free(&self->first);
+    strings_free(&self->second);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int WordTally_init(WordTally *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"first", "second", NULL};
+    PyObject *first, *second;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:WordTally", names, &first, &second)) {
+        return -1;
+    }
+    if (self->first.text != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "WordTally is already initialised");
+        return -1;
+    }
+    if (strings_fill(&self->first, first, "first") < 0) {
+        return -1;
+    }
+    return strings_fill(&self->second, second, "second");
+}
+
+PyDoc_STRVAR(tally_doc,
+"tally(text, /)\n--\n\n"
+"(letters, words in first, words in second) for ASCII text without an apostrophe: its\n"
+"ASCII letters, and its words (runs of letters, lower-cased) held by each vocabulary;\n"
+"None for any other text.");
+
+static PyObject *WordTally_tally(WordTally *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "tally() needs a str, not %.80s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    if (self->second.text == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "WordTally was not initialised");
+        return NULL;
+    }
+    const char *data = (const char *)PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    if (!PyUnicode_IS_ASCII(text) || memchr(data, '\'', length) != NULL) {
+        Py_RETURN_NONE;
+    }
+    char *word = PyMem_Malloc(length + 1);
+    if (word == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t letters = 0, in_first = 0, in_second = 0, used = 0;
+    for (Py_ssize_t i = 0; i <= length; i++) {
+        unsigned char c = i < length ? (unsigned char)data[i] : 0;
+        if (is_alpha(c)) {
+            word[used++] = (char)(is_upper(c) ? c + 32 : c);
+            letters++;
+            continue;
+        }
+        if (used > 0) {
+            in_first += strings_has(&self->first, word, used);
+            in_second += strings_has(&self->second, word, used);
+            used = 0;
+        }
+    }
+    PyMem_Free(word);
+    return Py_BuildValue("(nnn)", letters, in_first, in_second);
+}
+
+static PyMethodDef WordTally_methods[] = {
+    {"tally", (PyCFunction)WordTally_tally, METH_O, tally_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(WordTally_doc,
+"WordTally(first, second)\n--\n\n"
+"Counts an ASCII text's letters and its words held by two vocabularies (lower-case ASCII),\n"
+"as `monitor.lang` counts a Latin text's stop words.");
+
+static PyTypeObject WordTallyType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "monitor._wordscan.WordTally",
+    .tp_basicsize = sizeof(WordTally),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = WordTally_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)WordTally_init,
+    .tp_dealloc = (destructor)WordTally_dealloc,
+    .tp_methods = WordTally_methods,
+};
+
 /* --- the module ------------------------------------------------------------------------- */
 
 static int add_type(PyObject *m, const char *name, PyTypeObject *type)
@@ -569,7 +673,7 @@ static int add_type(PyObject *m, const char *name, PyTypeObject *type)
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "monitor._wordscan",
-    .m_doc = "The matcher's word passes in C (the references: monitor.match, monitor.similarity).",
+    .m_doc = "The matcher's word passes in C (the references: monitor.match, monitor.similarity, monitor.lang).",
     .m_size = -1,
 };
 
@@ -579,7 +683,8 @@ PyMODINIT_FUNC PyInit__wordscan(void)
     if (m == NULL) {
         return NULL;
     }
-    if (add_type(m, "Scanner", &ScannerType) < 0 || add_type(m, "TermCounter", &TermCounterType) < 0) {
+    if (add_type(m, "Scanner", &ScannerType) < 0 || add_type(m, "TermCounter", &TermCounterType) < 0
+        || add_type(m, "WordTally", &WordTallyType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

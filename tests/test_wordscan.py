@@ -4,9 +4,10 @@
 then looks up only those. It may pick too many, never too few: every word holding a phrase
 start must be among them, or a hit would be lost. `TermCounter` counts an ASCII text's terms
 as `monitor.similarity._terms` does, in the same order, so the seed similarity is the same
-float. `tests/test_match_speed.py` checks whichever path is built against the matcher's
-reference; here both paths must agree. Skipped, with the reason shown, where the module
-was not built.
+float. `WordTally` counts an ASCII text's letters and stop words as `monitor.lang` does, so
+the detected language is the same. `tests/test_match_speed.py` checks whichever path is
+built against the matcher's reference; here both paths must agree. Skipped, with the reason
+shown, where the module was not built.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor import similarity
+from monitor import lang, similarity
 from monitor.match import Entry, Matcher, PhraseIndex, _entries, _only_plain_spaces, prepare
 from monitor.similarity import _STOPWORDS, _terms, load_seed_index
 from monitor.watchlist import load_watchlist
@@ -265,6 +266,85 @@ def test_real_texts_counted_as_the_python_path_counts_them() -> None:
 def test_term_counter_rejects_stopwords_outside_ascii() -> None:
     with pytest.raises(ValueError, match="ASCII"):
         compiled.TermCounter(["für"])
+
+
+# --- WordTally -----------------------------------------------------------------------------
+
+
+def _python_tally(text: str) -> tuple[int, int, int] | None:
+    """What `WordTally.tally` must give, counted as `monitor.lang`'s Python path counts."""
+    if not text.isascii() or "'" in text:
+        return None
+    letters_only = text.translate(lang._ASCII_LETTERS_ONLY)
+    words = letters_only.split()
+    return (
+        len(text) - letters_only.count(" "),
+        lang._count(words, lang._EN_WORDS),
+        lang._count(words, lang._OTHER_LATIN_WORDS),
+    )
+
+
+def _detected_in_python(text: str, hint: str | None) -> str:
+    tally, lang._TALLY = lang._TALLY, None
+    try:
+        return lang.detect_lang(text, hint)
+    finally:
+        lang._TALLY = tally
+
+
+stop_word_text = st.lists(
+    st.sampled_from(
+        [
+            *"abzAZ09 \t\n\x00\x7f'-_.,;!?&",
+            *("the ", "The ", "THE", " of ", "der ", "Le ", "la", "und", "talks ", "it's ", "in"),
+        ]
+    ),
+    max_size=80,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(stop_word_text, st.sampled_from([None, "en", "de", "ru"]))
+def test_stop_words_tallied_as_the_python_path_counts_them(text: str, hint: str | None) -> None:
+    assert lang._TALLY is not None
+    assert lang._TALLY.tally(text) == _python_tally(text)
+    assert lang.detect_lang(text, hint) == _detected_in_python(text, hint)
+
+
+@given(st.text(max_size=120))
+def test_any_text_is_tallied_or_left_to_python(text: str) -> None:
+    assert lang._TALLY is not None
+    assert lang._TALLY.tally(text) == _python_tally(text)
+
+
+def test_real_texts_get_the_python_path_s_language() -> None:
+    texts = real_texts()
+    tallied = [t for t in texts if t.isascii() and "'" not in t]
+    assert len(tallied) > 1000
+    for text in texts:
+        for hint in (None, "en", "ru"):
+            assert lang.detect_lang(text, hint) == _detected_in_python(text, hint), text[:80]
+
+
+@pytest.mark.parametrize(("letters", "expected"), [(23, "other"), (24, "en"), (25, "en")])
+def test_a_short_text_is_told_by_its_letters_on_both_paths(letters: int, expected: str) -> None:
+    """Two English stop words decide a text of 24 letters or more; a shorter one keeps the
+    feed's hint ("de": another Latin language)."""
+    text = "The the " + "x" * (letters - 6)
+    assert lang.detect_lang(text, "de") == _detected_in_python(text, "de") == expected
+
+
+def test_word_tally_is_set_up_once_with_ascii_words() -> None:
+    with pytest.raises(ValueError, match="ASCII"):
+        compiled.WordTally(["the"], ["für"])
+    tally = compiled.WordTally(["the"], ["der"])
+    with pytest.raises(RuntimeError, match="already"):
+        tally.__init__(["of"], ["und"])  # type: ignore[misc]
+    assert tally.tally("The der, THE") == (9, 2, 1)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        compiled.WordTally.__new__(compiled.WordTally).tally("talks")
+    with pytest.raises(TypeError):
+        tally.tally(b"the")  # type: ignore[arg-type]
 
 
 # --- whole matches -------------------------------------------------------------------------
