@@ -673,7 +673,8 @@ static int add_type(PyObject *m, const char *name, PyTypeObject *type)
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "monitor._wordscan",
-    .m_doc = "The matcher's word passes in C (the references: monitor.match, monitor.similarity, monitor.lang).",
+    .m_doc = "Word passes in C for matching and language detection "
+             "(the references: monitor.match, monitor.similarity, monitor.lang).",
     .m_size = -1,
 };
 

@@ -1,4 +1,4 @@
-"""The matcher's word passes in C (built from _wordscan.c; optional)."""
+"""Word passes in C for matching and language detection (built from _wordscan.c; optional)."""
 
 from collections.abc import Iterable
 
