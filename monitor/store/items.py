@@ -152,9 +152,11 @@ def _insert_items_sqlite(
         for k, (item, h) in enumerate(zip(new, hashes, strict=True))
     ]
     names = ("id", *ITEM_COLUMNS)
-    types = {n: items.c[n].type for n in names}
+    # The packed shingle hashes go to sqlite3 as the bytes they are (a BLOB): the Core's
+    # binary type would wrap each in a memoryview first (1.4 µs an item, for nothing).
+    types = {n: items.c[n].type for n in names if n != "story_hashes"}
     statement = _sqlite_insert(items, names, conn.dialect)
-    if executemany(conn, statement, names, rows, types, uncached=("story_hashes",)) == len(rows):
+    if executemany(conn, statement, names, rows, types) == len(rows):
         return {item.identity: first + k for k, item in enumerate(new)}
     added = conn.execute(_ITEMS_IN_RANGE, {"first": first, "end": first + len(rows)})
     return {identity: item_id for identity, item_id in added}
