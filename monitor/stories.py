@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 from operator import attrgetter
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -97,6 +97,27 @@ class Prepared(NamedTuple):
     fingerprint: Fingerprint
     #: The root of its exact-duplicate group (an earlier item with the same URL or text).
     duplicate_of: int | None = None
+
+    @property
+    def hashes(self) -> np.ndarray:
+        return self.fingerprint.hashes
+
+
+class Placing(Protocol):
+    """What the decision reads of a new item: a `Prepared`, or any record with these fields,
+    such as the store's pending items, taken as they are (no record made per item)."""
+
+    @property
+    def item_id(self) -> int: ...
+    @property
+    def appeared_at(self) -> datetime: ...
+    @property
+    def hashes(self) -> np.ndarray: ...
+    @property
+    def duplicate_of(self) -> int | None: ...
+
+
+_Placing = TypeVar("_Placing", bound=Placing)
 
 
 class Candidate(NamedTuple):
@@ -333,7 +354,7 @@ def choose_story(
     return None if best is None else (best[2], best[3])
 
 
-def processing_order(batch: Sequence[Prepared]) -> list[Prepared]:
+def processing_order(batch: Sequence[_Placing]) -> list[_Placing]:
     """New items in the order they appeared (ties: by id), so the first reporter leads.
 
     Two stable sorts, by id then by time, instead of one by a (time, id) tuple: no tuple per
@@ -369,7 +390,7 @@ def plan_batch(
 
 
 def decide_in_order(
-    ordered: Sequence[Prepared],
+    ordered: Sequence[Placing],
     best: Mapping[int, tuple[Candidate, float]],
     duplicate_story: Mapping[int, int | None],
 ) -> dict[int, Decision]:
@@ -378,12 +399,17 @@ def decide_in_order(
     duplicates, so a caller can look those up while the candidates are being found."""
     placed: dict[int, Decision] = {}
     for new in ordered:
-        placed[new.item_id] = _decide_one(new, best.get(new.item_id), placed, duplicate_story)
+        item_id = new.item_id
+        choice = best.get(item_id)
+        if choice is None and new.duplicate_of is None:  # most items: a story of its own
+            placed[item_id] = Decision(item_id, None, item_id, None, None, 0.0)
+        else:
+            placed[item_id] = _decide_one(new, choice, placed, duplicate_story)
     return placed
 
 
 def _decide_one(
-    new: Prepared,
+    new: Placing,
     choice: tuple[Candidate, float] | None,
     placed: Mapping[int, Decision],
     duplicate_story: Mapping[int, int | None],
@@ -404,7 +430,7 @@ def _decide_one(
 
 
 def _follow(
-    new: Prepared, leader: Decision, via: int, sim: float, *, duplicate_of: int | None
+    new: Placing, leader: Decision, via: int, sim: float, *, duplicate_of: int | None
 ) -> Decision:
     return Decision(new.item_id, leader.story_id, leader.leader_id, duplicate_of, via, sim)
 
@@ -427,7 +453,8 @@ class _Matrix:
     sorted int64 keys (column × nodes + node), so the carriers of a column are a contiguous
     run found by binary search; stop-like ones node after node, with each node's offset."""
 
-    nodes: list[Candidate]
+    #: How many nodes: stored candidates, then new items.
+    count: int
     first_new: int
     #: Rare occurrences as column × len(nodes) + node, sorted: a column's carriers in order.
     rare_by_column: np.ndarray
@@ -447,7 +474,7 @@ class _Matrix:
 
 
 def best_candidates(
-    ordered: Sequence[Prepared],
+    ordered: Sequence[Placing],
     stored: Sequence[Candidate],
     rules: StoryRules,
     stop_like: int = STOP_LIKE,
@@ -459,41 +486,56 @@ def best_candidates(
     counts in the similarity but cannot make two items candidates. Candidates share two
     non-stop-like shingles, or one when both sets are so short that one shared shingle can
     reach the threshold; `choose_story`'s rule picks.
+
+    The matrices are built from the items' columns (shingles, times) without a record per
+    node: a `Candidate` is made only for a new item some later one joins (a cold cycle's
+    30,000 records were half of this function's time).
     """
-    new_nodes = [
-        Candidate(p.item_id, None, p.appeared_at, p.fingerprint.hashes)
-        for p in ordered
-        if p.fingerprint.comparable
-    ]
-    if not new_nodes:
+    new = [p for p in ordered if len(p.hashes) >= MIN_SHINGLES]
+    if not new:
         return {}
-    nodes = [c for c in stored if len(c.hashes) >= MIN_SHINGLES] + new_nodes
-    matrix = _matrix(nodes, len(nodes) - len(new_nodes), stop_like)
+    old = [c for c in stored if len(c.hashes) >= MIN_SHINGLES]
+    matrix = _matrix(
+        [c.hashes for c in old] + [p.hashes for p in new],
+        [c.appeared_at for c in old] + [p.appeared_at for p in new],
+        len(old),
+        stop_like,
+    )
+    first_new = len(old)
+
+    def node(index: int) -> Candidate:
+        if index < first_new:
+            return old[index]
+        p = new[index - first_new]
+        return Candidate(p.item_id, None, p.appeared_at, p.hashes)
+
     out: dict[int, tuple[Candidate, float]] = {}
     for start, stop in _steps(matrix):
         for row, col, sim in _best_in_rows(matrix, start, stop, rules):
-            out[nodes[row].item_id] = (nodes[col], sim)
+            out[new[row - first_new].item_id] = (node(col), sim)
     return out
 
 
 def _steps(m: _Matrix) -> Iterator[tuple[int, int]]:
     """The new rows in runs of at most ROWS_PER_STEP rows and (unless one row alone has
     more) PAIRS_PER_STEP rare pairs, so a step's arrays stay a few megabytes."""
-    pairs = np.bincount(m.rare_node, weights=m.rare_earlier, minlength=len(m.nodes))
+    pairs = np.bincount(m.rare_node, weights=m.rare_earlier, minlength=m.count)
     done = np.cumsum(pairs[m.first_new :])  # rare pairs of the new rows up to each one
     start = m.first_new
-    while start < len(m.nodes):
+    while start < m.count:
         before = done[start - m.first_new - 1] if start > m.first_new else 0.0
         fits = int(np.searchsorted(done, before + PAIRS_PER_STEP, side="right")) + m.first_new
-        stop = min(max(fits, start + 1), start + ROWS_PER_STEP, len(m.nodes))
+        stop = min(max(fits, start + 1), start + ROWS_PER_STEP, m.count)
         yield start, stop
         start = stop
 
 
-def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matrix:
-    count = len(nodes)
-    sizes = np.fromiter(map(len, (n.hashes for n in nodes)), dtype=np.int64, count=count)
-    cols, width = _columns([n.hashes for n in nodes], sizes, first_new)
+def _matrix(
+    per_node: Sequence[np.ndarray], appeared: Sequence[datetime], first_new: int, stop_like: int
+) -> _Matrix:
+    count = len(per_node)
+    sizes = np.fromiter(map(len, per_node), dtype=np.int64, count=count)
+    cols, width = _columns(per_node, sizes, first_new)
     found = cols >= 0
     crowded = np.bincount(cols[found], minlength=width) > stop_like
     common = found & crowded[cols]  # cols of -1 read the last flag; `found` masks them
@@ -506,16 +548,16 @@ def _matrix(nodes: Sequence[Candidate], first_new: int, stop_like: int) -> _Matr
     index = np.int32 if len(cols) < np.iinfo(np.int32).max else np.int64
     common_before = np.zeros(len(cols) + 1, dtype=index)
     np.cumsum(common, dtype=index, out=common_before[1:])
-    epoch = nodes[0].appeared_at
+    epoch = appeared[0]
     hours = np.fromiter(
-        ((n.appeared_at - epoch).total_seconds() / 3600 for n in nodes),
+        ((when - epoch).total_seconds() / 3600 for when in appeared),
         dtype=np.float64,
         count=count,
     )
     rare_by_column = np.sort(rare_column * count + rare_node)
     rare_first = np.searchsorted(rare_by_column, rare_column * count)
     return _Matrix(
-        nodes=list(nodes),
+        count=count,
         first_new=first_new,
         rare_by_column=rare_by_column,
         rare_node=rare_node,
@@ -655,7 +697,7 @@ def _rare_pairs(m: _Matrix, start: int, stop: int) -> tuple[np.ndarray, np.ndarr
     row: a run of `rare_by_column` ending where (column, row) itself sits. A rare column has
     at most `stop_like` carriers, so an occurrence yields at most that many pairs; the
     pairs are then counted by a sort."""
-    n = len(m.nodes)
+    n = m.count
     lo, hi = np.searchsorted(m.rare_node, [start, stop])
     rows, base = m.rare_node[lo:hi], m.rare_column[lo:hi] * n
     first, earlier = m.rare_first[lo:hi], m.rare_earlier[lo:hi]

@@ -57,9 +57,7 @@ from monitor.stories import (
     STOP_LIKE,
     Candidate,
     Decision,
-    Fingerprint,
     PlacedWindow,
-    Prepared,
     StoryRules,
     appeared_at,
     best_candidates,
@@ -333,6 +331,8 @@ class Pending(NamedTuple):
     actors: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
+    #: The root of its exact-duplicate group, once looked up (`_duplicate_roots`).
+    duplicate_of: int | None = None
 
     @classmethod
     def from_item(
@@ -459,8 +459,7 @@ def _place(
     sync_index(conn, index, now - 2 * rules.window, batch_ids)
     lower = lower_bound(pending, rules, now)
     stored = [c for c in index.window.entries() if c.appeared_at >= lower]
-    prepared = [Prepared(p.item_id, p.appeared_at, Fingerprint(p.hashes)) for p in pending]
-    ordered = processing_order(prepared)
+    ordered = processing_order(pending)  # the records as they are (`Placing`)
     comparable = [p for p in pending if len(p.hashes) >= MIN_SHINGLES]
     # The candidates are found (numpy, mostly without the GIL) in a helper thread while
     # this one looks up the exact duplicates (SQLite, without the GIL while it steps).
@@ -550,16 +549,16 @@ def _story_ids(conn: Connection, item_ids: Iterable[int]) -> dict[int, int | Non
 def _apply(
     conn: Connection, pending: Sequence[Pending], decisions: Sequence[Decision]
 ) -> dict[int, int]:
-    """Write the decisions: new stories, merged ones, item links; item id → story id."""
-    by_id = {p.item_id: p for p in pending}
+    """Write the decisions (one per pending item, in the same order): new stories, merged
+    ones, item links; item id → story id."""
     keys = [_key(d) for d in decisions]
     groups: dict[StoryKey, list[Pending]] = {}
-    for d, key in zip(decisions, keys, strict=True):
+    for p, key in zip(pending, keys, strict=True):
         members = groups.get(key)
         if members is None:
-            groups[key] = [by_id[d.item_id]]
+            groups[key] = [p]
         else:
-            members.append(by_id[d.item_id])
+            members.append(p)
     story_of = _insert_new_stories(conn, groups)
     story_of.update(_update_old_stories(conn, groups))
     linked = [
