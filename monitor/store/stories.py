@@ -252,8 +252,11 @@ def _up_to(rows: Sequence[PlacedRow], high_water: int) -> list[PlacedRow]:
 
 def _catch_up(conn: Connection, index: StoryIndex, exclude: set[int]) -> None:
     assert index.floor is not None
-    # By primary key alone: a few rows (the last call's), whatever the window holds.
-    rows = _placed_rows(conn, _placed(item_stories.c.item_id > index.high_water))
+    # By primary key alone: a few rows (the last call's), whatever the window holds. The ids
+    # come from `item_stories` first: with the range on the join alone, SQLite walked every
+    # item above the mark (the whole pending batch: 0.013 s of a cold cycle's pass).
+    newer = select(item_stories.c.item_id).where(item_stories.c.item_id > index.high_water)
+    rows = _placed_rows(conn, _placed(items.c.id.in_(newer)))
     staged, index.staged = index.staged, {}
     fresh = [r for r in rows if staged.get(r[0], -1) != r[1]]
     index.window.add(_indexable(conn, fresh, index.floor, exclude))
