@@ -7,6 +7,9 @@ from __future__ import annotations
 import ctypes
 import gc
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: (generation 0, 1, 2) thresholds; CPython's defaults are (700, 10, 10).
@@ -76,6 +79,38 @@ def release_free_memory() -> bool:
     trim.restype = ctypes.c_int
     trim(0)
     return True
+
+
+_pause_lock = threading.Lock()
+_pauses = 0
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block; reference counting frees as usual, and
+    the collector runs again after it (as before, when it was enabled).
+
+    For a burst of allocations that makes no reference cycles: the end-of-cycle story pass
+    of a cold cycle allocates about 200,000 records, tuples and rows, which set off five
+    young-generation collections that found nothing to free and took 0.02-0.03 s of it. The
+    collector is process-wide: pauses from several threads nest, and the last one out turns
+    it back on."""
+    global _pauses
+    with _pause_lock:
+        if _pauses == 0 and not gc.isenabled():
+            owned = False
+        else:
+            owned = True
+            _pauses += 1
+            gc.disable()
+    try:
+        yield
+    finally:
+        if owned:
+            with _pause_lock:
+                _pauses -= 1
+                if _pauses == 0:
+                    gc.enable()
 
 
 def _glibc(name: str) -> Any:

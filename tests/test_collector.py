@@ -6,6 +6,7 @@ import gc
 import platform
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from monitor.cli import app
 from monitor.collector import (
     MMAP_THRESHOLD,
     POLLING_THRESHOLDS,
+    collection_paused,
     fix_mmap_threshold,
     release_free_memory,
     tune_for_polling,
@@ -82,3 +84,67 @@ def test_free_heap_pages_go_back_after_a_cycle() -> None:
 def _rss_kib() -> int:
     status = Path("/proc/self/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+
+
+@pytest.fixture
+def collector_enabled() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_a_pause_turns_the_collector_off_and_back_on_even_when_it_raises() -> None:
+    with collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collection_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+def test_a_pause_leaves_a_collector_that_was_off_off() -> None:
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        with collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        if was:
+            gc.enable()
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_overlapping_pauses_turn_it_back_on_only_when_the_last_ends() -> None:
+    first, second = collection_paused(), collection_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("collector_enabled")
+def test_story_assignment_runs_with_the_collector_paused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import monitor.store as store_module
+    from monitor.settings import StoriesSettings
+    from monitor.store import Storage, make_engine, upgrade
+
+    seen: list[bool] = []
+    monkeypatch.setattr(
+        store_module, "assign_pending", lambda *args: seen.append(gc.isenabled()) or 0
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'monitor.db'}")
+    upgrade(engine)
+    try:
+        Storage(engine, StoriesSettings()).assign_pending_stories(datetime.now(UTC))
+    finally:
+        engine.dispose()
+    assert seen == [False]
+    assert gc.isenabled()

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from monitor.collector import collection_paused
 from monitor.settings import FeedSpec, StoriesSettings
 from monitor.shingles import story_shingles
 from monitor.store import feeds as feed_rows
@@ -99,7 +100,8 @@ class Storage:
         behind) in a story, in one batch; returns how many were placed."""
         if self.stories is None or not self.stories.enabled:
             return 0
-        with self.engine.begin() as conn:
+        # A burst of records and rows without reference cycles (`collection_paused`).
+        with collection_paused(), self.engine.begin() as conn:
             return assign_pending(conn, self.story_index, self.stories, now)
 
     def update_feed(self, intent: FeedUpdateIntent) -> None:
