@@ -55,6 +55,8 @@ def executemany(
         return 0
     if not isinstance(statement, Compiled):
         statement = compiled(statement, conn.dialect)
+    if not types and statement.positions == tuple(names):  # plain values, in order: as given
+        return int(conn.exec_driver_sql(statement.sql, list(rows)).rowcount)
     columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
     #: One cache per processor: columns sharing one (a story's first and last seen times,
     #: the same datetime for a story of one item) convert each value once.
