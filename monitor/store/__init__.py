@@ -186,12 +186,7 @@ class SaveBatch:
         ]
         new_matches = item_rows.insert_matches(self._conn, match_rows)
         if hashes is not None:
-            kept = [
-                ((ids[i.identity], i, r), h)
-                for i, r, h in zip(items, matches, hashes, strict=True)
-                if i.identity in ids
-            ]
-            self.hints += pending_records([k for k, _ in kept], [h for _, h in kept])
+            self.hints += pending_records(ids, items, matches, hashes)
         return SaveReport(len(ids), new_matches)
 
 

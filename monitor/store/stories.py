@@ -361,13 +361,17 @@ class Pending(NamedTuple):
 
 
 def pending_records(
-    saved: Sequence[tuple[int, Item, MatchRecord | None]], hashes: Sequence[np.ndarray]
+    ids: Mapping[str, int],
+    items: Sequence[Item],
+    matches: Sequence[MatchRecord | None],
+    hashes: Sequence[np.ndarray],
 ) -> list[Pending]:
-    """`Pending.from_item` for the items of one save (id, item, match) with their shingle
-    hashes."""
+    """`Pending.from_item` for the items of one save that were stored (`ids`: identity →
+    id; the others were already known), with their matches and shingle hashes."""
     return [
         Pending.from_item(item_id, item, match, h)
-        for (item_id, item, match), h in zip(saved, hashes, strict=True)
+        for item, match, h in zip(items, matches, hashes, strict=True)
+        if (item_id := ids.get(item.identity)) is not None
     ]
 
 
