@@ -456,7 +456,7 @@ class _Matrix:
     #: How many nodes: stored candidates, then new items.
     count: int
     first_new: int
-    #: Rare occurrences as column × len(nodes) + node, sorted: a column's carriers in order.
+    #: Rare occurrences as column × count + node, sorted: a column's carriers in order.
     rare_by_column: np.ndarray
     #: Rare occurrences node after node (ascending nodes), their columns, where their
     #: column's carriers begin in `rare_by_column`, and how many of those come before them.
