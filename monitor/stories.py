@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 from operator import attrgetter
-from typing import NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar, cast
 
 import numpy as np
 
@@ -75,18 +75,19 @@ class StoryRules:
 
 
 class Fingerprint(NamedTuple):
-    """What clustering keeps of an item: its distinct shingles, as hashes (`word_hashes`).
+    """What clustering keeps of an item: its distinct shingles, as hashes (`word_hashes`),
+    packed as stored (`packed`).
 
     This record and the others made once per item of a batch (`Prepared`, `Candidate`,
     `Decision`, and the store's `Pending`) are named tuples: as immutable as frozen
     dataclasses, and made in a third of the time (docs/decisions.md, "The end-of-cycle pass
     on two threads, with lighter records")."""
 
-    hashes: np.ndarray
+    hashes: bytes
 
     @property
     def comparable(self) -> bool:
-        return len(self.hashes) >= MIN_SHINGLES
+        return comparable(self.hashes)
 
 
 class Prepared(NamedTuple):
@@ -99,7 +100,7 @@ class Prepared(NamedTuple):
     duplicate_of: int | None = None
 
     @property
-    def hashes(self) -> np.ndarray:
+    def hashes(self) -> bytes:
         return self.fingerprint.hashes
 
 
@@ -112,7 +113,7 @@ class Placing(Protocol):
     @property
     def appeared_at(self) -> datetime: ...
     @property
-    def hashes(self) -> np.ndarray: ...
+    def hashes(self) -> bytes: ...
     @property
     def duplicate_of(self) -> int | None: ...
 
@@ -127,8 +128,8 @@ class Candidate(NamedTuple):
     #: Its story, or None when it has none (stored before stories existed).
     story_id: int | None
     appeared_at: datetime
-    #: Its distinct shingles, as hashes (`Fingerprint.hashes`).
-    hashes: np.ndarray
+    #: Its distinct shingles, as packed hashes (`Fingerprint.hashes`).
+    hashes: bytes
 
 
 class Decision(NamedTuple):
@@ -149,12 +150,14 @@ class Decision(NamedTuple):
 
 def fingerprints_of(words: Sequence[str]) -> list[Fingerprint]:
     """One fingerprint per `story_words` string (hashed in bulk: `word_hashes`)."""
-    return [Fingerprint(h) for h in word_hashes(words)]
+    return [Fingerprint(packed(h)) for h in word_hashes(words)]
 
 
-#: Shingle hashes as stored (`items.story_hashes`): little-endian 4-byte unsigned integers.
-#: In memory they are int64 arrays (what the decision's numpy and C code work in) holding
-#: the same values (`word_hashes`).
+#: Shingle hashes as stored (`items.story_hashes`) and as records hold them: little-endian
+#: 4-byte unsigned integers, one `bytes` per item. They become int64 arrays (what the
+#: decision's numpy and C code work in) only in bulk, where items are compared: an array
+#: per item cost an unpacking per save and twice the memory (docs/decisions.md, "Shingle
+#: hashes kept packed").
 PACKED = np.dtype("<u4")
 #: The bits a shingle hash keeps (docs/decisions.md, "Stored shingle hashes: 32 bits").
 HASH_MASK = np.uint64((1 << 32) - 1)
@@ -165,14 +168,23 @@ def packed(hashes: np.ndarray) -> bytes:
     return hashes.astype(PACKED).tobytes()
 
 
-def unpacked(blobs: Sequence[bytes]) -> list[np.ndarray]:
-    """Stored shingle hashes back as int64 arrays, one per item: views of one array for them
-    all (no hashing, one block of memory, one conversion)."""
-    if not blobs:
-        return []
-    every = np.frombuffer(b"".join(blobs), dtype=PACKED).astype(np.int64)
-    ends = np.cumsum([len(b) // PACKED.itemsize for b in blobs]).tolist()
-    return [every[start:end] for start, end in zip([0, *ends], ends, strict=False)]
+def shingle_count(hashes: bytes) -> int:
+    """How many shingle hashes a packed `hashes` holds."""
+    return len(hashes) // PACKED.itemsize
+
+
+#: The packed size of MIN_SHINGLES hashes.
+_MIN_PACKED = MIN_SHINGLES * PACKED.itemsize
+
+
+def comparable(hashes: bytes) -> bool:
+    """Whether an item with these packed hashes has shingles enough to be compared."""
+    return len(hashes) >= _MIN_PACKED
+
+
+def as_array(hashes: bytes) -> np.ndarray:
+    """One item's packed hashes as int64."""
+    return np.frombuffer(hashes, dtype=PACKED).astype(np.int64)
 
 
 def fingerprints(sets: Iterable[Iterable[str]]) -> list[Fingerprint]:
@@ -180,12 +192,15 @@ def fingerprints(sets: Iterable[Iterable[str]]) -> list[Fingerprint]:
     return fingerprints_of([" ".join(dict.fromkeys(s)) for s in sets])
 
 
-def shingle_hashes(taken: Sequence[bytes | str]) -> list[np.ndarray]:
-    """Each item's shingle hashes from what `monitor.shingles.story_shingles` gave: packed
-    hashes read back in bulk (`unpacked`), story words hashed here in bulk (`word_hashes`)."""
-    hashed = iter(word_hashes([t for t in taken if isinstance(t, str)]))
-    read = iter(unpacked([t for t in taken if isinstance(t, bytes)]))
-    return [next(read) if isinstance(t, bytes) else next(hashed) for t in taken]
+def shingle_hashes(taken: Sequence[bytes | str]) -> list[bytes]:
+    """Each item's packed shingle hashes from what `monitor.shingles.story_shingles` gave:
+    as they came where the compiled module packed them, else its story words hashed here in
+    bulk (`word_hashes`) and packed."""
+    words = [t for t in taken if isinstance(t, str)]
+    if not words:  # the compiled module's: as they are
+        return cast(list[bytes], list(taken))
+    hashed = iter(word_hashes(words))
+    return [t if isinstance(t, bytes) else packed(next(hashed)) for t in taken]
 
 
 #: Texts hashed per numpy pass (bounds the temporary arrays to a few megabytes).
@@ -253,10 +268,11 @@ def appeared_at(item: Item) -> datetime:
     return item.published_at
 
 
-def similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Jaccard similarity of two sets of distinct shingle hashes (0.0 when both are empty)."""
-    shared = len(np.intersect1d(a, b, assume_unique=True))
-    union = len(a) + len(b) - shared
+def similarity(a: bytes, b: bytes) -> float:
+    """Jaccard similarity of two sets of distinct shingle hashes, packed (0.0 when both are
+    empty)."""
+    shared = len(np.intersect1d(as_array(a), as_array(b), assume_unique=True))
+    union = shingle_count(a) + shingle_count(b) - shared
     return shared / union if union else 0.0
 
 
@@ -491,10 +507,10 @@ def best_candidates(
     node: a `Candidate` is made only for a new item some later one joins (a cold cycle's
     30,000 records were half of this function's time).
     """
-    new = [p for p in ordered if len(p.hashes) >= MIN_SHINGLES]
+    new = [p for p in ordered if len(p.hashes) >= _MIN_PACKED]
     if not new:
         return {}
-    old = [c for c in stored if len(c.hashes) >= MIN_SHINGLES]
+    old = [c for c in stored if len(c.hashes) >= _MIN_PACKED]
     matrix = _matrix(
         [c.hashes for c in old] + [p.hashes for p in new],
         [c.appeared_at for c in old] + [p.appeared_at for p in new],
@@ -531,10 +547,10 @@ def _steps(m: _Matrix) -> Iterator[tuple[int, int]]:
 
 
 def _matrix(
-    per_node: Sequence[np.ndarray], appeared: Sequence[datetime], first_new: int, stop_like: int
+    per_node: Sequence[bytes], appeared: Sequence[datetime], first_new: int, stop_like: int
 ) -> _Matrix:
     count = len(per_node)
-    sizes = np.fromiter(map(len, per_node), dtype=np.int64, count=count)
+    sizes = np.fromiter(map(len, per_node), dtype=np.int64, count=count) // PACKED.itemsize
     cols, width = _columns(per_node, sizes, first_new)
     found = cols >= 0
     crowded = np.bincount(cols[found], minlength=width) > stop_like
@@ -573,7 +589,7 @@ def _matrix(
 
 
 def _columns(
-    per_node: Sequence[np.ndarray], sizes: np.ndarray, first_new: int
+    per_node: Sequence[bytes], sizes: np.ndarray, first_new: int
 ) -> tuple[np.ndarray, int]:
     """The column of each node's each shingle, node after node (int32; -1 for a shingle no
     batch item carries), and the number of columns.
@@ -584,8 +600,8 @@ def _columns(
     the window's shingles matter only through `sizes`. A column's number is only a label:
     where the compiled module was built, one pass over a hash table numbers them in order
     of first appearance (without the GIL), instead of the sort of `distinct` and the
-    probes of `column_of`."""
-    hashes = np.concatenate(per_node)
+    probes of `column_of`. The nodes' packed hashes become one int64 array in one step."""
+    hashes = np.frombuffer(b"".join(per_node), dtype=PACKED).astype(np.int64)
     first = int(sizes[:first_new].sum())
     if _number_columns is not None:  # the same columns, numbered in another order
         cols = np.empty(len(hashes), dtype=np.int32)

@@ -137,9 +137,12 @@ def test_story_assignment_runs_with_the_collector_paused(
     from monitor.store import Storage, make_engine, upgrade
 
     seen: list[bool] = []
-    monkeypatch.setattr(
-        store_module, "assign_pending", lambda *args: seen.append(gc.isenabled()) or 0
-    )
+
+    def assign_pending(*args: object) -> int:
+        seen.append(gc.isenabled())
+        return 0
+
+    monkeypatch.setattr(store_module, "assign_pending", assign_pending)
     engine = make_engine(f"sqlite:///{tmp_path / 'monitor.db'}")
     upgrade(engine)
     try:

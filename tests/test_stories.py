@@ -22,13 +22,16 @@ from monitor.settings import StoriesSettings
 from monitor.shingles import shingles, story_words
 from monitor.stories import (
     Candidate,
+    Fingerprint,
     PlacedWindow,
     Prepared,
     StoryRules,
     appeared_at,
+    as_array,
     best_candidates,
     choose_story,
     column_of,
+    comparable,
     distinct,
     duplicate_roots,
     fingerprints,
@@ -36,8 +39,8 @@ from monitor.stories import (
     packed,
     plan_batch,
     processing_order,
+    shingle_count,
     similarity,
-    unpacked,
     word_hashes,
 )
 from monitor.types import Item
@@ -133,8 +136,8 @@ def test_vectorised_choice_equals_choose_story_over_the_candidates(
 
     pool = [_candidate(i, 100 + i, w, at) for i, w, at in stored]
     batch = processing_order([_prepared(i, w, at) for i, w, at in new])
-    sets = {c.item_id: set(c.hashes.tolist()) for c in pool}
-    sets |= {p.item_id: set(p.fingerprint.hashes.tolist()) for p in batch}
+    sets = {c.item_id: set(as_array(c.hashes).tolist()) for c in pool}
+    sets |= {p.item_id: set(as_array(p.hashes).tolist()) for p in batch}
     counts = Counter(h for hashes in sets.values() for h in hashes)
     expected: dict[int, int] = {}
     for p in batch:
@@ -351,20 +354,33 @@ def test_story_words_sent_from_a_worker_give_the_same_fingerprint(title: str, su
     assert sorted(words.split()) == sorted(shingles(title, summary))
     [from_words] = fingerprints_of([words])
     [from_set] = fingerprints([shingles(title, summary)])
-    assert sorted(from_words.hashes.tolist()) == sorted(from_set.hashes.tolist())
-    assert len(set(from_words.hashes.tolist())) == len(from_words.hashes)
+    words_hashes = as_array(from_words.hashes).tolist()
+    assert sorted(words_hashes) == sorted(as_array(from_set.hashes).tolist())
+    assert len(set(words_hashes)) == shingle_count(from_words.hashes)
 
 
 def test_stored_hashes_read_back_as_they_were_taken() -> None:
-    """`items.story_hashes` is 4 little-endian bytes per hash whatever the machine, and
-    reading many back gives each item its own hashes (empty ones included), as int64."""
+    """`items.story_hashes` is 4 little-endian bytes per hash whatever the machine, as
+    records hold them, and reading them back gives each item its own hashes (empty ones
+    included), as int64."""
     taken = word_hashes(["kyiv зеленс 𝔘nicode", "", "talks resume geneva"])
     blobs = [packed(h) for h in taken]
     assert blobs[0] == b"".join(v.to_bytes(4, "little") for v in PINNED_HASHES)
-    back = unpacked(blobs)
+    back = [as_array(b) for b in blobs]
     assert [h.tolist() for h in back] == [h.tolist() for h in taken]
     assert {h.dtype for h in back} == {np.dtype(np.int64)}
-    assert unpacked([]) == []
+    assert [shingle_count(b) for b in blobs] == [len(h) for h in taken] == [3, 0, 3]
+
+
+def test_an_item_needs_three_shingles_to_be_compared() -> None:
+    """Packed hashes are counted in hashes, not bytes (4 bytes each)."""
+    two, three = (packed(h) for h in word_hashes(["kyiv talks", "kyiv talks geneva"]))
+    assert (shingle_count(two), comparable(two), Fingerprint(two).comparable) == (2, False, False)
+    assert (shingle_count(three), comparable(three), Fingerprint(three).comparable) == (
+        3,
+        True,
+        True,
+    )
 
 
 def test_word_hashes_are_fixed_values_the_same_in_every_process() -> None:

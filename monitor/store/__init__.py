@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Connection, Engine
 
 from monitor.collector import collection_paused
@@ -25,7 +24,7 @@ from monitor.store.stories import (
     pending_records,
 )
 from monitor.store.wal import WalCheckpointer, checkpoint, keeps_a_log
-from monitor.stories import STOP_LIKE, packed, shingle_hashes
+from monitor.stories import STOP_LIKE, shingle_hashes
 from monitor.types import FeedForUpdate, FeedUpdateIntent, Item, MatchRecord, SaveReport
 
 __all__ = ["Storage", "make_engine", "match_row", "require_current", "upgrade"]
@@ -171,13 +170,10 @@ class SaveBatch:
         """Store new items and their matches (None for an item that did not match); stories
         come later, in batches (`Storage.assign_pending_stories`), from the items' shingles:
         `shingles` as a worker took them (`story_shingles`), else taken here."""
-        hashes: list[np.ndarray] | None = None
-        stored: list[bytes] | None = None
-        if self._stories_on:
-            taken = _shingles(items, shingles)
-            hashes = shingle_hashes(taken)
-            stored = _packed(taken, hashes)
-        ids = item_rows.insert_items(self._conn, feed_id, items, stored)
+        hashes: list[bytes] | None = None
+        if self._stories_on:  # packed, as `items.story_hashes` holds them
+            hashes = shingle_hashes(_shingles(items, shingles))
+        ids = item_rows.insert_items(self._conn, feed_id, items, hashes)
         self.saved += len(ids)
         match_rows = [
             match_row(ids[i.identity], m, now)
@@ -195,11 +191,6 @@ def _shingles(items: Sequence[Item], taken: Sequence[bytes | str] | None) -> Seq
     if taken is not None:
         return taken
     return [story_shingles(i.title, i.summary) for i in items]
-
-
-def _packed(taken: Sequence[bytes | str], hashes: Sequence[np.ndarray]) -> list[bytes]:
-    """`items.story_hashes` for each item: as a worker packed them, else packed here."""
-    return [t if isinstance(t, bytes) else packed(h) for t, h in zip(taken, hashes, strict=True)]
 
 
 def match_row(item_id: int, match: MatchRecord, now: datetime) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-import numpy as np
 from sqlalchemy import (
     Connection,
     Select,
@@ -53,7 +52,6 @@ from monitor.shingles import story_shingles
 from monitor.store.bulk import executemany
 from monitor.store.schema import UtcDateTime, feeds, item_stories, items, matches, stories
 from monitor.stories import (
-    MIN_SHINGLES,
     STOP_LIKE,
     Candidate,
     Decision,
@@ -61,12 +59,12 @@ from monitor.stories import (
     StoryRules,
     appeared_at,
     best_candidates,
+    comparable,
     decide_in_order,
     processing_order,
     roots_of_pairs,
     shingle_hashes,
     union_sorted,
-    unpacked,
 )
 from monitor.types import Item, MatchRecord
 
@@ -298,15 +296,15 @@ def _indexable(
     return [
         Candidate(item_id, story, when, hashes)
         for (item_id, story, _, when), hashes in zip(kept, stored, strict=True)
-        if len(hashes) >= MIN_SHINGLES
+        if comparable(hashes)
     ]
 
 
-def _stored_hashes(conn: Connection, rows: Sequence[tuple[int, bytes | None]]) -> list[np.ndarray]:
-    """The shingle hashes of (item id, stored `story_hashes`) pairs: as stored, or taken from
-    the item's title and summary when it has none (stored before they were kept, or while
-    stories were off; their texts are read here, by id)."""
-    out = unpacked([blob or b"" for _, blob in rows])
+def _stored_hashes(conn: Connection, rows: Sequence[tuple[int, bytes | None]]) -> list[bytes]:
+    """The packed shingle hashes of (item id, stored `story_hashes`) pairs: as stored, or
+    taken from the item's title and summary when it has none (stored before they were kept,
+    or while stories were off; their texts are read here, by id)."""
+    out = [b"" if blob is None else bytes(blob) for _, blob in rows]
     missing = {item_id: i for i, (item_id, blob) in enumerate(rows) if blob is None}
     for chunk in _chunks(sorted(missing)):
         query = select(items.c.id, items.c.title, items.c.summary).where(items.c.id.in_(chunk))
@@ -329,8 +327,8 @@ class Pending(NamedTuple):
     url: str | None
     content_hash: str
     appeared_at: datetime
-    #: Its shingles, hashed (`Fingerprint.hashes`).
-    hashes: np.ndarray
+    #: Its shingles, hashed and packed (`Fingerprint.hashes`).
+    hashes: bytes
     actors: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
@@ -339,7 +337,7 @@ class Pending(NamedTuple):
 
     @classmethod
     def from_item(
-        cls, item_id: int, item: Item, match: MatchRecord | None, hashes: np.ndarray | None = None
+        cls, item_id: int, item: Item, match: MatchRecord | None, hashes: bytes | None = None
     ) -> Pending:
         """The record `_pending` would read back for an item just stored with its match
         (None: it did not match) and its shingles' `hashes` (None: taken from its text)."""
@@ -364,7 +362,7 @@ def pending_records(
     ids: Mapping[str, int],
     items: Sequence[Item],
     matches: Sequence[MatchRecord | None],
-    hashes: Sequence[np.ndarray],
+    hashes: Sequence[bytes],
 ) -> list[Pending]:
     """`Pending.from_item` for the items of one save that were stored (`ids`: identity →
     id; the others were already known), with their matches and shingle hashes."""
@@ -467,12 +465,12 @@ def _place(
     lower = lower_bound(pending, rules, now)
     stored = [c for c in index.window.entries() if c.appeared_at >= lower]
     ordered = processing_order(pending)  # the records as they are (`Placing`)
-    comparable = [p for p in pending if len(p.hashes) >= MIN_SHINGLES]
+    comparables = [p for p in pending if comparable(p.hashes)]
     # The candidates are found (numpy, mostly without the GIL) in a helper thread while
     # this one looks up the exact duplicates (SQLite, without the GIL while it steps).
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-stories") as helper:
         found = helper.submit(best_candidates, ordered, stored, rules, index.window.stop_like)
-        roots = _duplicate_roots(conn, pending, {p.item_id for p in comparable})
+        roots = _duplicate_roots(conn, pending, {p.item_id for p in comparables})
         outside_roots = {r for r in roots.values() if r not in batch_ids}
         duplicate_story = _story_ids(conn, outside_roots)
         best = found.result()
@@ -482,7 +480,7 @@ def _place(
     placed = decide_in_order(rooted, best, duplicate_story)
     story_of = _apply(conn, pending, [placed[p.item_id] for p in pending])
     index.stage(
-        Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.hashes) for p in comparable
+        Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.hashes) for p in comparables
     )
 
 
