@@ -1,14 +1,14 @@
 """Story clustering, pure: shingles, the window of placed items, the join-or-start decision.
 
 The same event reported by several feeds becomes one story. Each item is reduced to a set of
-shingles (content words of title + summary), kept as 64-bit hashes (`word_hashes`); the
-similarity of two items is the Jaccard similarity of their sets. `best_candidates` compares
-a batch of new items with the placed items of the window (`PlacedWindow`) at once, in
-vectorised passes: two items are candidates when they share two shingles that are not
-stop-like in the window (carried by more than `STOP_LIKE` items: "ukraine", "talks"), so
-each shingle of an item meets at most `STOP_LIKE` others and the cost per item stays bounded
-however crowded the window is; `choose_story` states the same decision for one item, by
-exact Jaccard similarity.
+shingles (content words of title + summary), kept as 32-bit hashes packed in bytes
+(`word_hashes`, `packed`); the similarity of two items is the Jaccard similarity of their
+sets. `best_candidates` compares a batch of new items with the placed items of the window
+(`PlacedWindow`) at once, in vectorised passes: two items are candidates when they share two
+shingles that are not stop-like in the window (carried by more than `STOP_LIKE` items:
+"ukraine", "talks"), so each shingle of an item meets at most `STOP_LIKE` others and the
+cost per item stays bounded however crowded the window is; `choose_story` states the same
+decision for one item, by exact Jaccard similarity.
 
 The decision asks more similarity the further apart two items appeared: coverage of one event
 clusters within hours, while a follow-up a day later that merely shares actors and vocabulary
