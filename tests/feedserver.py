@@ -253,6 +253,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     disable_nagle_algorithm = True
+    #: Whether the request being answered still counts in `FeedServer.max_concurrent`.
+    _counted = False
 
     def setup(self) -> None:
         if isinstance(self.request, ssl.SSLSocket):
@@ -268,12 +270,22 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         request_headers = {k.lower(): v for k, v in self.headers.items()}
         route = owner.route_for(path, request_headers)
+        self._counted = True
         try:
             self._answer(owner, route, request_headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
-            owner.done()
+            self._answered()
+
+    def _answered(self) -> None:
+        """The request stops counting as in flight (once). A whole answer is counted out just
+        before its bytes go: a client that has them may send its next request at once, and
+        under load that request was counted before this thread got to count this one out, so
+        `max_concurrent` read one above the client's limit."""
+        if self._counted:
+            self._counted = False
+            self.server.feed_server.done()
 
     def _answer(
         self, owner: FeedServer, route: Route | None, request_headers: Mapping[str, str]
@@ -307,7 +319,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         with_length = {**headers, "Content-Length": str(len(body))} if status != 304 else headers
-        self.wfile.write(self._head(status, with_length) + body)
+        answer = self._head(status, with_length) + body
+        self._answered()
+        self.wfile.write(answer)
 
     def _send_chunked(
         self, status: int, headers: Mapping[str, str], chunks: Iterable[bytes]
