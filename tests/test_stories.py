@@ -40,6 +40,7 @@ from monitor.stories import (
     plan_batch,
     processing_order,
     shingle_count,
+    shingle_hashes,
     similarity,
     word_hashes,
 )
@@ -370,6 +371,15 @@ def test_stored_hashes_read_back_as_they_were_taken() -> None:
     assert [h.tolist() for h in back] == [h.tolist() for h in taken]
     assert {h.dtype for h in back} == {np.dtype(np.int64)}
     assert [shingle_count(b) for b in blobs] == [len(h) for h in taken] == [3, 0, 3]
+
+
+def test_shingle_hashes_pack_words_and_keep_packed_ones_in_a_mixed_batch() -> None:
+    """Packed hashes (a worker's) pass as they are, story words are hashed and packed, and
+    each item keeps its place."""
+    first, second = (packed(h) for h in word_hashes(["kyiv talks geneva", "lavrov istanb"]))
+    taken: list[bytes | str] = [first, "lavrov istanb", "kyiv talks geneva", first]
+    assert shingle_hashes(taken) == [first, second, first, first]
+    assert shingle_hashes([first, second]) == [first, second]
 
 
 def test_an_item_needs_three_shingles_to_be_compared() -> None:
