@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 from operator import attrgetter
-from typing import NamedTuple, Protocol, TypeVar, cast
+from typing import NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -196,10 +196,7 @@ def shingle_hashes(taken: Sequence[bytes | str]) -> list[bytes]:
     """Each item's packed shingle hashes from what `monitor.shingles.story_shingles` gave:
     as they came where the compiled module packed them, else its story words hashed here in
     bulk (`word_hashes`) and packed."""
-    words = [t for t in taken if isinstance(t, str)]
-    if not words:  # the compiled module's: as they are
-        return cast(list[bytes], list(taken))
-    hashed = iter(word_hashes(words))
+    hashed = iter(word_hashes([t for t in taken if isinstance(t, str)]))
     return [t if isinstance(t, bytes) else packed(next(hashed)) for t in taken]
 
 
@@ -415,12 +412,7 @@ def decide_in_order(
     duplicates, so a caller can look those up while the candidates are being found."""
     placed: dict[int, Decision] = {}
     for new in ordered:
-        item_id = new.item_id
-        choice = best.get(item_id)
-        if choice is None and new.duplicate_of is None:  # most items: a story of its own
-            placed[item_id] = Decision(item_id, None, item_id, None, None, 0.0)
-        else:
-            placed[item_id] = _decide_one(new, choice, placed, duplicate_story)
+        placed[new.item_id] = _decide_one(new, best.get(new.item_id), placed, duplicate_story)
     return placed
 
 
@@ -507,10 +499,10 @@ def best_candidates(
     node: a `Candidate` is made only for a new item some later one joins (a cold cycle's
     30,000 records were half of this function's time).
     """
-    new = [p for p in ordered if len(p.hashes) >= _MIN_PACKED]
+    new = [p for p in ordered if comparable(p.hashes)]
     if not new:
         return {}
-    old = [c for c in stored if len(c.hashes) >= _MIN_PACKED]
+    old = [c for c in stored if comparable(c.hashes)]
     matrix = _matrix(
         [c.hashes for c in old] + [p.hashes for p in new],
         [c.appeared_at for c in old] + [p.appeared_at for p in new],
