@@ -228,6 +228,20 @@ async def test_reads_take_what_arrived_up_to_the_size_asked() -> None:
             await stream.write(b"more")
 
 
+async def test_requests_go_out_at_once_and_socket_options_are_applied() -> None:
+    keepalive = (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        stream = await open_native(
+            "127.0.0.1", listener.getsockname()[1], socket_options=[keepalive]
+        )
+        conn, _ = listener.accept()
+        with conn:
+            sock = stream.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0, "no Nagle delay"
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0
+        await stream.aclose()
+
+
 async def test_a_refused_connection_is_a_connect_error() -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
