@@ -6,7 +6,6 @@
     spaCy model   matching.spacy_model is installed           (fix: pip install ...)
     corpus        matching.corpus holds seed documents
     compiled      the optional C parts were built             (fix: a C compiler, reinstall)
-    event loop    http.event_loop can be had (uvloop for auto)  (fix: pip install uvloop)
     channel ...   SMTP handshake / digest directory writable / Apprise URLs set, per enabled channel
     feeds         none failing                                (fix: monitor feeds status)
 
@@ -30,7 +29,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from alerts.transports.files import channel_root
-from monitor import eventloop, match, shingles
+from monitor import match, shingles
 from monitor.errors import ConfigError, StorageError
 from monitor.settings import (
     AppriseChannel,
@@ -86,7 +85,6 @@ def run_checks(directory: Path, env: Mapping[str, str], now: datetime) -> list[C
         check_corpus(Path(settings.matching.corpus)),
     ]
     checks.append(check_compiled_parts(settings.stories.enabled))
-    checks.append(check_event_loop(settings.http.event_loop))
     checks += [
         check_channel(name, channel, env)
         for name, channel in settings.channels.items()
@@ -268,27 +266,6 @@ def check_compiled_parts(stories: bool) -> Check:
         title,
         f"the Python path for {', '.join(missing)}: the same results, {costs}",
         "install a C compiler and the Python headers (gcc, python3-dev), then reinstall",
-    )
-
-
-def check_event_loop(choice: eventloop.EventLoopChoice) -> Check:
-    """The event loop of a cycle's fetches (`monitor.eventloop`): uvloop, as "auto" prefers
-    and "uvloop" requires, or asyncio's own when the setting asks for it."""
-    title = "event loop"
-    fix = "pip install uvloop  (or set http.event_loop: asyncio)"
-    try:
-        loop = eventloop.resolve(choice)
-    except ConfigError as e:
-        return failed(title, f"{e}: no cycle can run", fix)
-    if loop == "uvloop":
-        return passed(title, f"uvloop (http.event_loop: {choice})")
-    if choice == "asyncio":
-        return passed(title, "asyncio's own loop (http.event_loop: asyncio)")
-    return failed(
-        title,
-        "asyncio's own loop, uvloop not installed: the same results, about twice the "
-        "event loop's CPU in a large cycle",
-        fix,
     )
 
 

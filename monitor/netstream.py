@@ -10,8 +10,8 @@ thread and the worker results hold it, getting it back kept the event loop waiti
 Here the event loop reads a connection whenever bytes arrive, into a buffer (paused only
 when it holds more than `HIGH_WATER` bytes); a read takes from the buffer and waits, under a
 timer, only when it is empty; an idle connection is readable when its buffer holds bytes or
-the server has hung up, which the protocol already knows. It needs an asyncio event loop:
-asyncio's own, or uvloop's (`monitor.eventloop`), whose transports behave the same.
+the server has hung up, which the protocol already knows. asyncio only: the monitor runs on
+asyncio's event loop.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import Any
 
 import httpcore
 
@@ -50,8 +50,8 @@ class _Buffering(asyncio.Protocol):
     # --- asyncio's side -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport; not an `asyncio.Transport` instance on uvloop (`monitor.eventloop`).
-        self.transport = cast(asyncio.Transport, transport)
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -201,6 +201,7 @@ class NativeStream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectError(str(e)) from e
         if transport is None:  # the connection was lost during the handshake
             raise httpcore.ConnectError(_lost(self._protocol.error))
+        assert isinstance(transport, asyncio.Transport)
         self._protocol.transport = transport
         return NativeStream(transport, self._protocol)
 
@@ -237,7 +238,8 @@ async def open_native(
         )
     except OSError as e:
         raise httpcore.ConnectError(str(e)) from e
-    sock = transport.get_extra_info("socket")  # the loop has set TCP_NODELAY on it
+    assert isinstance(transport, asyncio.Transport)
+    sock = transport.get_extra_info("socket")  # asyncio has set TCP_NODELAY on it
     for option in socket_options or ():
         sock.setsockopt(*option)
     return NativeStream(transport, protocol)

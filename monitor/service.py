@@ -15,7 +15,6 @@ from typing import Literal
 
 from alerts.service import deliver, retry_due
 from monitor.errors import ConfigError, MonitorError, StorageError, WatchlistError
-from monitor.eventloop import loop_factory
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, MatcherCache
 from monitor.parsejob import MatcherHandoff, WatchlistRef, start_worker
@@ -100,10 +99,9 @@ class Monitor:
         if on_start:
             on_start(len(feeds))
         version = matcher.watchlist.version if matcher else None
-        new_loop = loop_factory(settings.http.event_loop)  # a missing uvloop fails here
         cycle_id = self.storage.start_cycle(now, version)
-        with self.storage.checkpointing(), asyncio.Runner(loop_factory=new_loop) as runner:
-            report = runner.run(self._run(feeds, matcher, version, on_feed))
+        with self.storage.checkpointing():
+            report = asyncio.run(self._run(feeds, matcher, version, on_feed))
         self.storage.finish_cycle(cycle_id, _summary(report))
         if report.new_matches:
             self.deliver("immediate")

@@ -29,7 +29,6 @@ from pydantic import (
 
 from monitor import yamlio
 from monitor.errors import ConfigError
-from monitor.eventloop import EventLoopChoice
 
 ENV_PREFIX = "MONITOR_"
 PROJECT_URL = "https://github.com/storywatch/monitor"
@@ -129,9 +128,6 @@ class HttpSettings(Strict):
     max_items_per_feed: int = Field(500, ge=1)
     #: Networks polled even though they are private (turns off the SSRF guard for them).
     allow_private_networks: tuple[Network, ...] = ()
-    #: The event loop of a cycle's fetches: "auto" (uvloop when installed), "uvloop" or
-    #: "asyncio" (`monitor.eventloop`).
-    event_loop: EventLoopChoice = "auto"
 
 
 class LoggingSettings(Strict):

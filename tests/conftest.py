@@ -1,5 +1,4 @@
-"""Shared fixtures: migrated databases on SQLite and on a real PostgreSQL (skipped visibly),
-and the event loops the fetcher's async tests run on."""
+"""Shared fixtures: migrated databases on SQLite and on a real PostgreSQL (skipped visibly)."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from monitor.eventloop import uvloop_installed
 from monitor.store.engine import make_engine, normalise_url
 from monitor.store.migrate import upgrade
 
@@ -21,23 +19,6 @@ PEER_CORPORA = ROOT.parent / "shared" / "peer-corpora"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 pytest_plugins = ["tests.feedserver"] if (Path(__file__).parent / "feedserver.py").exists() else []
-
-
-@pytest.fixture(
-    params=[
-        pytest.param(("asyncio", {"use_uvloop": False}), id="asyncio"),
-        pytest.param(
-            ("asyncio", {"use_uvloop": True}),
-            id="uvloop",
-            marks=pytest.mark.skipif(not uvloop_installed(), reason="uvloop is not installed"),
-        ),
-    ]
-)
-def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
-    """Every async test (the fetcher's) runs on both event loops a cycle may use
-    (`monitor.eventloop`): asyncio's own, and uvloop where it is installed."""
-    backend: tuple[str, dict[str, bool]] = request.param
-    return backend
 
 
 @pytest.fixture(autouse=True)

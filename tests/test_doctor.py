@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, text, update
 from typer.testing import CliRunner
 
-from monitor import eventloop, match, shingles
+from monitor import match, shingles
 from monitor.cli.doctor import doctor
 from monitor.doctor import (
     Check,
@@ -27,14 +27,12 @@ from monitor.doctor import (
     check_corpus,
     check_database,
     check_digest_directory,
-    check_event_loop,
     check_feeds,
     check_smtp,
     check_spacy_model,
     format_age,
     run_checks,
 )
-from monitor.eventloop import uvloop_installed
 from monitor.settings import AppriseChannel, DatabaseSettings, EmailChannel, FeedSpec, FileChannel
 from monitor.store import make_engine, upgrade
 from monitor.store.feeds import sync_feeds
@@ -144,13 +142,11 @@ def test_healthy_setup_passes_every_check(
         "spaCy model",
         "corpus",
         "compiled parts",
-        "event loop",
         "channel files (files)",
         "channel mail (email)",
         "feeds",
     ]
     degraded = set() if all_compiled() else {"compiled parts"}  # no C compiler here
-    degraded |= set() if uvloop_installed() else {"event loop"}
     assert all(c.ok for c in checks if c.name not in degraded), [c for c in checks if not c.ok]
     assert all(c.fix == "" for c in checks if c.name not in degraded)
     assert "schema revision" in by_name(checks)["database"].detail
@@ -173,16 +169,14 @@ def test_cli_prints_table_and_exits_1_with_fixes(tmp_path: Path) -> None:
     assert "✗" in result.output and "✓" in result.output
     assert "fix: monitor db upgrade" in result.output
     assert f"127.0.0.1:{closed}" in result.output
-    # Without a C compiler at install, the compiled parts check fails too (and says why), as
-    # the event loop's does without uvloop.
-    failing = 2 + (not all_compiled()) + (not uvloop_installed())
-    assert f"{failing} of 9 checks failed" in result.output
+    # Without a C compiler at install, the compiled parts check fails too (and says why).
+    assert f"{2 if all_compiled() else 3} of 8 checks failed" in result.output
     assert not (tmp_path / "absent.db").exists()
 
 
 def test_cli_json_and_exit_0_when_all_pass(tmp_path: Path) -> None:
-    if not all_compiled() or not uvloop_installed():
-        pytest.skip("the compiled parts are not built here, or uvloop is missing: checks fail")
+    if not all_compiled():
+        pytest.skip("the compiled parts are not built here: their check fails")
     db = tmp_path / "monitor.db"
     upgrade(make_engine(sqlite_url(db)))
     config = write_setup(tmp_path, database=sqlite_url(db), digests=tmp_path / "out")
@@ -333,20 +327,6 @@ def test_compiled_parts_pass_when_built_and_name_the_fix_when_not(
     check = check_compiled_parts(stories=True)
     assert not check.ok and "story hashing, matching passes" in check.detail
     assert "2.5 times the CPU per item to match" in check.detail
-
-
-def test_event_loop_check_names_the_loop_and_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert check_event_loop("asyncio").ok
-    if uvloop_installed():
-        assert check_event_loop("auto").ok and check_event_loop("uvloop").ok
-        assert check_event_loop("auto").detail == "uvloop (http.event_loop: auto)"
-    monkeypatch.setattr(eventloop, "uvloop_installed", lambda: False)
-    fallback = check_event_loop("auto")
-    assert not fallback.ok and "asyncio's own loop, uvloop not installed" in fallback.detail
-    refused = check_event_loop("uvloop")
-    assert not refused.ok and "http.event_loop: uvloop is not installed" in refused.detail
-    assert refused.fix.startswith("pip install uvloop")
-    assert check_event_loop("asyncio").ok
 
 
 def test_spacy_model_folder(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -24,14 +23,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from monitor import eventloop, yamlio
-from monitor.errors import ConfigError, StorageError
-from monitor.eventloop import uvloop_installed
-from monitor.pipeline import FeedOutcome
+from monitor import yamlio
+from monitor.errors import StorageError
 from monitor.service import Monitor
 from monitor.settings import load_config
 from monitor.store import Storage
-from monitor.store.schema import cycles, feeds, item_stories, items, matches, stories
+from monitor.store.schema import feeds, item_stories, items, matches, stories
 from tests.feedserver import FeedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -786,7 +783,9 @@ def _instant_rss(url: str) -> bytes:
 def test_feeds_between_fetch_and_storage_are_bounded(sqlite_engine: Engine) -> None:
     """However fast fetches come back, at most 2 × concurrency feeds wait for parsing and
     storage at once (fetched bodies and parsed items are not all held in memory)."""
-    from monitor.pipeline import CycleDeps, run_cycle
+    import asyncio
+
+    from monitor.pipeline import CycleDeps, FeedOutcome, run_cycle
     from monitor.settings import FeedSpec, MonitorSettings
     from monitor.types import Admission, FetchResult
 
@@ -835,6 +834,8 @@ def _cycle_over_hosts(
 ) -> list[str]:
     """Run one cycle with the real fetcher over `urls`; the hosts of the finished feeds, in
     order (the cycle must end within `limit_s`: a deadlock fails instead of hanging)."""
+    import asyncio
+
     from monitor.fetch import Fetcher
     from monitor.pipeline import CycleDeps, run_cycle
     from monitor.settings import FeedSpec, MonitorSettings
@@ -994,6 +995,7 @@ def _saves_while_the_store_is_busy(
 ) -> tuple[_CountingStorage, list[Any]]:
     """Queue `feeds_count` parsed feeds (3 items each) while the storage thread is busy, then
     let it go: what each save gave (a SaveReport or the exception it raised)."""
+    import asyncio
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1054,82 +1056,3 @@ def test_a_failed_save_group_fails_each_of_its_feeds_and_keeps_none_of_their_row
     assert all(isinstance(r, RuntimeError) and "disk trouble" in str(r) for r in reports)
     assert count(engine, items) == 0
     assert storage.story_index.hints == {}
-
-
-# --- the cycle's event loop (monitor.eventloop) ---------------------------------------------
-
-
-def _with_event_loop(config_dir: Path, choice: str) -> None:
-    path = config_dir / "monitor.yaml"
-    text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("http:\n", f"http:\n  event_loop: {choice}\n", 1), "utf-8")
-
-
-@pytest.mark.parametrize(
-    ("choice", "loop_module"),
-    [
-        ("asyncio", "asyncio"),
-        pytest.param(
-            "uvloop",
-            "uvloop",
-            marks=pytest.mark.skipif(not uvloop_installed(), reason="uvloop is not installed"),
-        ),
-    ],
-)
-def test_a_cycle_runs_on_the_event_loop_chosen(
-    feed_server: FeedServer,
-    engine: Engine,
-    tmp_path: Path,
-    monitors: list[Monitor],
-    choice: str,
-    loop_module: str,
-) -> None:
-    urls = []
-    for f in range(12):
-        feed_server.add(f"/f{f}.xml", body=rss(f, range(6)), etag=f'"f{f}-v1"')
-        urls.append(feed_server.url(f"/f{f}.xml"))
-    config_dir = make_config(tmp_path / "config", str(engine.url), urls)
-    _with_event_loop(config_dir, choice)
-    monitor = make_monitor(config_dir, engine, monitors)
-    loops: set[str] = set()
-
-    def seen(_: FeedOutcome) -> None:
-        loops.add(type(asyncio.get_running_loop()).__module__.split(".")[0])
-
-    first = monitor.poll(due_only=False, on_feed=seen)
-    assert loops == {loop_module}
-    assert (first.count("fetched"), first.new_items, first.new_matches) == (12, 72, 24)
-    second = monitor.poll(due_only=False, on_feed=seen)
-    assert second.count("not_modified") == 12 and count(engine, items) == 72
-
-
-def test_uvloop_asked_for_but_missing_stops_the_cycle_before_it_starts(
-    feed_server: FeedServer,
-    sqlite_engine: Engine,
-    tmp_path: Path,
-    monitors: list[Monitor],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    feed_server.add("/a.xml", body=rss(1, range(5)))
-    monitor = served_monitor(feed_server, sqlite_engine, tmp_path, monitors, ["/a.xml"])
-    assert monitor.poll(due_only=False).new_items == 5
-    monkeypatch.setattr(eventloop, "uvloop_installed", lambda: False)
-    _with_event_loop(tmp_path / "c", "uvloop")
-    refusing = make_monitor(tmp_path / "c", sqlite_engine, monitors)
-    with pytest.raises(ConfigError, match=r"http.event_loop: uvloop is not installed"):
-        refusing.poll(due_only=False)
-    assert count(sqlite_engine, cycles) == 1, "no cycle recorded for the refused one"
-    assert count(sqlite_engine, items) == 5
-    again = monitor.poll(due_only=False)  # auto: asyncio's own loop
-    assert (again.count("fetched"), again.new_items) == (1, 0)
-
-
-def test_auto_means_uvloop_where_installed_and_asyncio_elsewhere(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    assert eventloop.resolve("asyncio") == "asyncio"
-    if uvloop_installed():
-        assert eventloop.resolve("auto") == eventloop.resolve("uvloop") == "uvloop"
-    monkeypatch.setattr(eventloop, "uvloop_installed", lambda: False)
-    assert eventloop.resolve("auto") == "asyncio"
-    assert eventloop.loop_factory("auto") is asyncio.new_event_loop

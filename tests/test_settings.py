@@ -68,15 +68,6 @@ def test_bad_environment_value_is_reported(tmp_path: Path) -> None:
         load_config(tmp_path, {"MONITOR_ALLOW_PRIVATE_NETWORKS": "not-a-net"})
 
 
-def test_event_loop_setting_is_checked(tmp_path: Path) -> None:
-    assert load_config(tmp_path, {}).settings.http.event_loop == "auto"
-    env = {"MONITOR_HTTP__EVENT_LOOP": "asyncio"}
-    assert load_config(tmp_path, env).settings.http.event_loop == "asyncio"
-    write(tmp_path, "monitor.yaml", "http:\n  event_loop: trio\n")
-    with pytest.raises(ConfigError, match=r"monitor.yaml:2: http.event_loop"):
-        load_config(tmp_path, {})
-
-
 def test_feed_defaults_apply(tmp_path: Path) -> None:
     write(
         tmp_path,
