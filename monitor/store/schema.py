@@ -85,8 +85,8 @@ _SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 def _sqlite_text(value: datetime | None) -> str | None:
     """An aware datetime as SQLite holds a `UtcDateTime`: naive UTC text with microseconds
-    (`process_bind_param`, then SQLAlchemy's SQLite format), from its fields in UTC: 1.2 µs
-    against 1.7 µs for its ISO form without the offset (a cold cycle writes some 60,000)."""
+    (`process_bind_param`, then SQLAlchemy's SQLite format), from its fields in UTC: 0.7 µs
+    against 1.4 µs for its ISO form without the offset (a cold cycle writes some 60,000)."""
     if value is None:
         return None
     if value.tzinfo is not UTC:
