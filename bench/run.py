@@ -303,10 +303,16 @@ def notes(rows: Sequence[Row]) -> str:
 
 
 def _walls(row: Row) -> str:
-    """Each run's wall time, ours then reader's: how far apart the runs behind a median were."""
+    """Each run's wall time, ours then reader's: how far apart the runs behind a median were;
+    and with several runs of both, the ratio run by run (each of ours ran right before the
+    reader run it is divided by, so the pair shared the machine's speed of the moment)."""
     ours = " / ".join(f"{s.wall_s:.2f}" for s in row.ours)
     reader = " / ".join(f"{s.wall_s:.2f}" for s in row.reader)
-    return f"ours {ours}" + (f", reader {reader}" if reader else "")
+    text = f"ours {ours}" + (f", reader {reader}" if reader else "")
+    if len(row.ours) > 1 and len(row.ours) == len(row.reader):
+        pairs = zip(row.ours, row.reader, strict=True)
+        text += "; ours/reader by run " + " / ".join(f"{a.wall_s / b.wall_s:.2f}" for a, b in pairs)
+    return text
 
 
 def cpu_model() -> str:

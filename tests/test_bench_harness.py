@@ -115,9 +115,10 @@ def test_notes_give_each_run_and_what_clustering_adds_run_by_run() -> None:
     assert note.startswith("story clustering adds 32% ")  # medians 6.6 against 5.0
     assert note.endswith("(run by run: 20% / 50% / 10%)")
     cold = bench_run.Row("1. cold", ours=on, reader=[sample(10.0), sample(9.5), sample(11.0)])
-    assert "wall s by run: ours 6.00 / 7.50 / 6.60, reader 10.00 / 9.50 / 11.00" in (
-        bench_run.notes([cold])
-    )
+    assert (
+        "wall s by run: ours 6.00 / 7.50 / 6.60, reader 10.00 / 9.50 / 11.00; "
+        "ours/reader by run 0.60 / 0.79 / 0.60"
+    ) in bench_run.notes([cold])
     single = bench_run.Row("5. digest", ours=[sample(0.6)], note="one run")
     assert bench_run.notes([single]) == "- 5. digest: one run"
     assert bench_run.clustering_note(on[:1], off[:1]) == (
