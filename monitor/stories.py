@@ -183,7 +183,7 @@ def comparable(hashes: bytes) -> bool:
 
 
 def as_array(hashes: bytes) -> np.ndarray:
-    """One item's packed hashes as int64."""
+    """Packed hashes (one item's, or several items' joined) as int64."""
     return np.frombuffer(hashes, dtype=PACKED).astype(np.int64)
 
 
@@ -593,7 +593,7 @@ def _columns(
     where the compiled module was built, one pass over a hash table numbers them in order
     of first appearance (without the GIL), instead of the sort of `distinct` and the
     probes of `column_of`. The nodes' packed hashes become one int64 array in one step."""
-    hashes = np.frombuffer(b"".join(per_node), dtype=PACKED).astype(np.int64)
+    hashes = as_array(b"".join(per_node))
     first = int(sizes[:first_new].sum())
     if _number_columns is not None:  # the same columns, numbered in another order
         cols = np.empty(len(hashes), dtype=np.int32)
