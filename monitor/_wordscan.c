@@ -1,5 +1,6 @@
-/* The matcher's passes over words, compiled: which words of a text may start a watched
- * phrase, and the terms an item is compared with the seed documents by.
+/* Passes over words, compiled: which words of a text may start a watched phrase, an item's
+ * similarity to the seed documents, a text's stop words for its language, and the form of a
+ * text its content hash is taken from.
  *
  * The reference is Python: monitor.match.PhraseIndex, which looks each space-separated word
  * of a (prepared) text up in a memo of the phrase starts it holds. Most words hold none, and
@@ -23,9 +24,25 @@
  *   TermCounter(stopwords).counts(text) -> dict[str, int] | None
  *       `monitor.similarity._terms(text)` for ASCII text (each term's count, in order of
  *       first use), None for any other text (left to the Python side).
+ *
+ *   SeedScorer(stopwords, terms, idf, postings, unseen_idf, seeds).similarities(text)
+ *       -> list[float] | None
+ *       `monitor.similarity.SeedIndex.similarities(text)` for ASCII text, the same floats bit
+ *       for bit: the same operations in the same order, and sums made as Python's `sum`
+ *       makes them (compensated since Python 3.12).
+ *
+ *   WordTally(first, second).tally(text) -> tuple[int, int, int] | None
+ *       the letters of ASCII text and its words held by each vocabulary (`monitor.lang`).
+ *
+ *   hash_form(text) -> str | None
+ *       `monitor.normalize._ascii_hash_form(text)` for ASCII text.
+ *
+ * Every function answers None where the Python side must do the work, which stays the
+ * reference the tests compare with.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -457,20 +474,30 @@ static int TermCounter_init(TermCounter *self, PyObject *args, PyObject *kwargs)
     return strings_fill(&self->stopwords, iterable, "stopwords");
 }
 
-/* Count one word (lower-case ASCII letters, at least MIN_TERM): its singular
- * (`_singular`) unless it is a stopword. */
-static int count_word(const TermCounter *self, PyObject *counts, char *word, Py_ssize_t length)
+/* The term of one word (lower-case ASCII letters, at least MIN_TERM), made in place: its
+ * singular (`_singular`), or nothing (0) for a stopword. Returns the term's length. */
+static Py_ssize_t term_of(const Strings *stopwords, char *word, Py_ssize_t length)
 {
-    if (strings_has(&self->stopwords, word, length)) {
+    if (strings_has(stopwords, word, length)) {
         return 0;
     }
     if (length > 4 && memcmp(word + length - 3, "ies", 3) == 0) {
         word[length - 3] = 'y';
-        length -= 2;
+        return length - 2;
     }
-    else if (length > 3 && word[length - 1] == 's' && word[length - 2] != 's'
-             && word[length - 2] != 'u' && word[length - 2] != 'i') {
-        length -= 1;
+    if (length > 3 && word[length - 1] == 's' && word[length - 2] != 's'
+        && word[length - 2] != 'u' && word[length - 2] != 'i') {
+        return length - 1;
+    }
+    return length;
+}
+
+/* Count one word (lower-case ASCII letters, at least MIN_TERM) by its term (`term_of`). */
+static int count_word(const TermCounter *self, PyObject *counts, char *word, Py_ssize_t length)
+{
+    length = term_of(&self->stopwords, word, length);
+    if (length == 0) {
+        return 0;
     }
     PyObject *term = PyUnicode_FromStringAndSize(word, length);
     if (term == NULL) {
@@ -555,6 +582,353 @@ static PyTypeObject TermCounterType = {
     .tp_init = (initproc)TermCounter_init,
     .tp_dealloc = (destructor)TermCounter_dealloc,
     .tp_methods = TermCounter_methods,
+};
+
+/* --- SeedScorer --------------------------------------------------------------------------- */
+
+/* Float sums as Python's built-in `sum` adds floats, so that the results equal the Python
+ * path's bit for bit: left to right before 3.12, with Neumaier's compensation since. */
+typedef struct {
+    double sum;
+    double compensation;
+} FloatSum;
+
+static void float_sum_add(FloatSum *total, double x)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    double t = total->sum + x;
+    if (fabs(total->sum) >= fabs(x)) {
+        total->compensation += (total->sum - t) + x;
+    }
+    else {
+        total->compensation += (x - t) + total->sum;
+    }
+    total->sum = t;
+#else
+    total->sum += x;
+#endif
+}
+
+static double float_sum_result(const FloatSum *total)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (total->compensation != 0.0 && isfinite(total->compensation)) {
+        return total->sum + total->compensation;
+    }
+#endif
+    return total->sum;
+}
+
+typedef struct {
+    PyObject_HEAD
+    Strings stopwords;
+    /* The seeds' ASCII terms; by the slot each takes there: its idf and its postings (the
+     * seeds holding it and its weight in each, `post_seed` and `post_weight` from
+     * `post_start`, `post_count` of them). */
+    Strings vocabulary;
+    double *idf;
+    Py_ssize_t *post_start;
+    Py_ssize_t *post_count;
+    Py_ssize_t *post_seed;
+    double *post_weight;
+    double unseen_idf;
+    Py_ssize_t seeds;
+} SeedScorer;
+
+static void SeedScorer_dealloc(SeedScorer *self)
+{
+    strings_free(&self->stopwords);
+    strings_free(&self->vocabulary);
+    PyMem_Free(self->idf);
+    PyMem_Free(self->post_start);
+    PyMem_Free(self->post_count);
+    PyMem_Free(self->post_seed);
+    PyMem_Free(self->post_weight);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* One term's postings, a sequence of (seed number, weight), appended from `*used` on. */
+static int scorer_add_postings(SeedScorer *self, Py_ssize_t slot, PyObject *postings,
+                               Py_ssize_t *used, Py_ssize_t room)
+{
+    PyObject *pairs = PySequence_Fast(postings, "postings must be sequences of pairs");
+    if (pairs == NULL) {
+        return -1;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(pairs);
+    self->post_start[slot] = *used;
+    self->post_count[slot] = count;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t seed;
+        double weight;
+        if (*used >= room
+            || !PyArg_ParseTuple(PySequence_Fast_GET_ITEM(pairs, i), "nd", &seed, &weight)) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_ValueError, "more postings than declared");
+            }
+            Py_DECREF(pairs);
+            return -1;
+        }
+        if (seed < 0 || seed >= self->seeds) {
+            PyErr_Format(PyExc_ValueError, "seed number %zd out of range", seed);
+            Py_DECREF(pairs);
+            return -1;
+        }
+        self->post_seed[*used] = seed;
+        self->post_weight[*used] = weight;
+        (*used)++;
+    }
+    Py_DECREF(pairs);
+    return 0;
+}
+
+static int scorer_fill(SeedScorer *self, PyObject *terms, PyObject *idf, PyObject *postings,
+                       Py_ssize_t room)
+{
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(terms);
+    if (PySequence_Fast_GET_SIZE(idf) != count || PySequence_Fast_GET_SIZE(postings) != count) {
+        PyErr_SetString(PyExc_ValueError, "terms, idf and postings differ in length");
+        return -1;
+    }
+    if (strings_alloc(&self->vocabulary, count) < 0) {
+        return -1;
+    }
+    Py_ssize_t slots = self->vocabulary.mask + 1;
+    self->idf = PyMem_Calloc(slots, sizeof(double));
+    self->post_start = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    self->post_count = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    self->post_seed = PyMem_Calloc(room > 0 ? room : 1, sizeof(Py_ssize_t));
+    self->post_weight = PyMem_Calloc(room > 0 ? room : 1, sizeof(double));
+    if (!self->idf || !self->post_start || !self->post_count || !self->post_seed
+        || !self->post_weight) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t used = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *term = PySequence_Fast_GET_ITEM(terms, i);
+        if (!PyUnicode_Check(term) || !PyUnicode_IS_ASCII(term)) {
+            PyErr_SetString(PyExc_ValueError, "terms must be ASCII str");
+            return -1;
+        }
+        const char *text = (const char *)PyUnicode_DATA(term);
+        Py_ssize_t length = PyUnicode_GET_LENGTH(term);
+        double value = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(idf, i));
+        if (value == -1.0 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (strings_has(&self->vocabulary, text, length)) {
+            PyErr_SetString(PyExc_ValueError, "a term is given twice");
+            return -1;
+        }
+        if (strings_add(&self->vocabulary, text, length) < 0) {
+            return -1;
+        }
+        Py_ssize_t slot = strings_slot(&self->vocabulary, text, length);
+        self->idf[slot] = value;
+        if (scorer_add_postings(self, slot, PySequence_Fast_GET_ITEM(postings, i), &used, room) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int SeedScorer_init(SeedScorer *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"stopwords", "terms", "idf", "postings", "unseen_idf", "seeds", NULL};
+    PyObject *stopwords, *terms_in, *idf_in, *postings_in;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOdn:SeedScorer", names, &stopwords,
+                                     &terms_in, &idf_in, &postings_in, &self->unseen_idf,
+                                     &self->seeds)) {
+        return -1;
+    }
+    if (self->vocabulary.text != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "SeedScorer is already initialised");
+        return -1;
+    }
+    if (strings_fill(&self->stopwords, stopwords, "stopwords") < 0) {
+        return -1;
+    }
+    PyObject *terms = PySequence_Fast(terms_in, "terms must be a sequence");
+    PyObject *idf = terms ? PySequence_Fast(idf_in, "idf must be a sequence") : NULL;
+    PyObject *postings = idf ? PySequence_Fast(postings_in, "postings must be a sequence") : NULL;
+    int result = -1;
+    if (postings != NULL) {
+        Py_ssize_t room = 0;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(postings); i++) {
+            Py_ssize_t n = PyObject_Length(PySequence_Fast_GET_ITEM(postings, i));
+            if (n < 0) {
+                room = -1;
+                break;
+            }
+            room += n;
+        }
+        result = room < 0 ? -1 : scorer_fill(self, terms, idf, postings, room);
+    }
+    Py_XDECREF(terms);
+    Py_XDECREF(idf);
+    Py_XDECREF(postings);
+    return result;
+}
+
+/* One distinct term of a query, in order of first use. */
+typedef struct {
+    Py_ssize_t offset;
+    Py_ssize_t length;
+    Py_ssize_t count;
+} QueryTerm;
+
+/* The query's distinct terms and their counts: `terms` (its text in `buffer`) in order of
+ * first use, deduplicated through `table` (-1 for an empty slot). Returns how many. */
+static Py_ssize_t query_terms(const SeedScorer *self, const unsigned char *data,
+                              Py_ssize_t length, char *buffer, QueryTerm *terms,
+                              Py_ssize_t *table, Py_ssize_t mask)
+{
+    Py_ssize_t distinct = 0, used = 0, end = 0;
+    for (Py_ssize_t i = 0; i <= length; i++) {
+        unsigned char c = i < length ? data[i] : 0;
+        if (is_alpha(c)) {
+            buffer[end + used++] = (char)(is_upper(c) ? c + 32 : c);
+            continue;
+        }
+        Py_ssize_t size = used >= MIN_TERM ? term_of(&self->stopwords, buffer + end, used) : 0;
+        used = 0;
+        if (size == 0) {
+            continue;
+        }
+        Py_ssize_t slot = (Py_ssize_t)(string_hash(buffer + end, size) & (uint64_t)mask);
+        while (table[slot] >= 0) {
+            QueryTerm *seen = &terms[table[slot]];
+            if (seen->length == size && memcmp(buffer + seen->offset, buffer + end, size) == 0) {
+                break;
+            }
+            slot = (slot + 1) & mask;
+        }
+        if (table[slot] >= 0) {
+            terms[table[slot]].count++;
+            continue;
+        }
+        table[slot] = distinct;
+        terms[distinct++] = (QueryTerm){end, size, 1};
+        end += size;
+    }
+    return distinct;
+}
+
+/* Each seed's cosine similarity to the query terms, as `SeedIndex.similarities` sums it. */
+static void score_terms(const SeedScorer *self, const char *buffer, const QueryTerm *terms,
+                        Py_ssize_t distinct, double *weights, Py_ssize_t *slots,
+                        FloatSum *sums)
+{
+    FloatSum norm = {0.0, 0.0};
+    for (Py_ssize_t k = 0; k < distinct; k++) {
+        const char *text = buffer + terms[k].offset;
+        Py_ssize_t slot = strings_has(&self->vocabulary, text, terms[k].length)
+                              ? strings_slot(&self->vocabulary, text, terms[k].length)
+                              : -1;
+        double idf = slot >= 0 ? self->idf[slot] : self->unseen_idf;
+        slots[k] = slot;
+        weights[k] = (1.0 + log((double)terms[k].count)) * idf;
+        float_sum_add(&norm, weights[k] * weights[k]);
+    }
+    double length = sqrt(float_sum_result(&norm));
+    if (length == 0.0) {
+        return;
+    }
+    for (Py_ssize_t k = 0; k < distinct; k++) {
+        if (slots[k] < 0) {
+            continue;
+        }
+        double share = weights[k] / length;
+        Py_ssize_t start = self->post_start[slots[k]], stop = start + self->post_count[slots[k]];
+        for (Py_ssize_t p = start; p < stop; p++) {
+            float_sum_add(&sums[self->post_seed[p]], share * self->post_weight[p]);
+        }
+    }
+}
+
+PyDoc_STRVAR(similarities_doc,
+"similarities(text, /)\n--\n\n"
+"Each seed's cosine similarity to ASCII `text`, in seed order, the same floats as\n"
+"`monitor.similarity.SeedIndex.similarities`; None for any other text.");
+
+static PyObject *SeedScorer_similarities(SeedScorer *self, PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "similarities() needs a str, not %.80s",
+                     Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    if (self->vocabulary.text == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "SeedScorer was not initialised");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(text)) {
+        Py_RETURN_NONE;
+    }
+    const unsigned char *data = (const unsigned char *)PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    /* At most one term per MIN_TERM letters and a separator. */
+    Py_ssize_t most = length / (MIN_TERM + 1) + 1, mask = 1;
+    while (mask < 2 * most) {
+        mask = mask * 2 + 1;
+    }
+    char *buffer = PyMem_Malloc(length + 1);
+    QueryTerm *terms = PyMem_Malloc(most * sizeof(QueryTerm));
+    Py_ssize_t *table = PyMem_Malloc((mask + 1) * sizeof(Py_ssize_t));
+    double *weights = PyMem_Malloc(most * sizeof(double));
+    Py_ssize_t *slots = PyMem_Malloc(most * sizeof(Py_ssize_t));
+    FloatSum *sums = PyMem_Calloc(self->seeds > 0 ? self->seeds : 1, sizeof(FloatSum));
+    PyObject *result = NULL;
+    if (buffer && terms && table && weights && slots && sums) {
+        memset(table, 0xff, (mask + 1) * sizeof(Py_ssize_t));
+        Py_ssize_t distinct = query_terms(self, data, length, buffer, terms, table, mask);
+        score_terms(self, buffer, terms, distinct, weights, slots, sums);
+        result = PyList_New(self->seeds);
+        for (Py_ssize_t s = 0; result != NULL && s < self->seeds; s++) {
+            PyObject *value = PyFloat_FromDouble(float_sum_result(&sums[s]));
+            if (value == NULL) {
+                Py_CLEAR(result);
+                break;
+            }
+            PyList_SET_ITEM(result, s, value);
+        }
+    }
+    else {
+        PyErr_NoMemory();
+    }
+    PyMem_Free(buffer);
+    PyMem_Free(terms);
+    PyMem_Free(table);
+    PyMem_Free(weights);
+    PyMem_Free(slots);
+    PyMem_Free(sums);
+    return result;
+}
+
+static PyMethodDef SeedScorer_methods[] = {
+    {"similarities", (PyCFunction)SeedScorer_similarities, METH_O, similarities_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(SeedScorer_doc,
+"SeedScorer(stopwords, terms, idf, postings, unseen_idf, seeds)\n--\n\n"
+"`monitor.similarity.SeedIndex.similarities` for ASCII text: the query's terms counted as\n"
+"`TermCounter` counts them, weighted by `idf` (`unseen_idf` for a term not in `terms`),\n"
+"and each seed's sum of products over the `postings` of each term, (seed number, weight)\n"
+"pairs, for `seeds` seeds. Only ASCII terms can occur in ASCII text: the others are left\n"
+"out of `terms`.");
+
+static PyTypeObject SeedScorerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "monitor._wordscan.SeedScorer",
+    .tp_basicsize = sizeof(SeedScorer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = SeedScorer_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)SeedScorer_init,
+    .tp_dealloc = (destructor)SeedScorer_dealloc,
+    .tp_methods = SeedScorer_methods,
 };
 
 /* --- WordTally ---------------------------------------------------------------------------- */
@@ -655,6 +1029,56 @@ static PyTypeObject WordTallyType = {
     .tp_methods = WordTally_methods,
 };
 
+/* --- hash_form ---------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(hash_form_doc,
+"hash_form(text, /)\n--\n\n"
+"`monitor.normalize._ascii_hash_form(text)` for ASCII text: its runs of letters and digits,\n"
+"lower-cased, one space between them; None for any other text.");
+
+static PyObject *hash_form(PyObject *module, PyObject *text)
+{
+    (void)module;
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "hash_form() needs a str, not %.80s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(text)) {
+        Py_RETURN_NONE;
+    }
+    const unsigned char *data = (const unsigned char *)PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    char *out = PyMem_Malloc(length > 0 ? length : 1);
+    if (out == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t used = 0;
+    int in_word = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        unsigned char c = data[i];
+        if (!is_alnum(c)) {
+            in_word = 0;
+            continue;
+        }
+        if (!in_word && used > 0) {
+            out[used++] = ' ';
+        }
+        in_word = 1;
+        out[used++] = (char)(is_upper(c) ? c + 32 : c);
+    }
+    PyObject *result = PyUnicode_New(used, 127);
+    if (result != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(result), out, used);
+    }
+    PyMem_Free(out);
+    return result;
+}
+
+static PyMethodDef module_functions[] = {
+    {"hash_form", (PyCFunction)hash_form, METH_O, hash_form_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 /* --- the module ------------------------------------------------------------------------- */
 
 static int add_type(PyObject *m, const char *name, PyTypeObject *type)
@@ -673,9 +1097,11 @@ static int add_type(PyObject *m, const char *name, PyTypeObject *type)
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "monitor._wordscan",
-    .m_doc = "Word passes in C for matching and language detection "
-             "(the references: monitor.match, monitor.similarity, monitor.lang).",
+    .m_doc = "Word passes in C for matching, seed similarity, language detection and content "
+             "hashes (the references: monitor.match, monitor.similarity, monitor.lang, "
+             "monitor.normalize).",
     .m_size = -1,
+    .m_methods = module_functions,
 };
 
 PyMODINIT_FUNC PyInit__wordscan(void)
@@ -685,7 +1111,8 @@ PyMODINIT_FUNC PyInit__wordscan(void)
         return NULL;
     }
     if (add_type(m, "Scanner", &ScannerType) < 0 || add_type(m, "TermCounter", &TermCounterType) < 0
-        || add_type(m, "WordTally", &WordTallyType) < 0) {
+        || add_type(m, "WordTally", &WordTallyType) < 0
+        || add_type(m, "SeedScorer", &SeedScorerType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

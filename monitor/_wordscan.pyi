@@ -1,6 +1,7 @@
-"""Word passes in C for matching and language detection (built from _wordscan.c; optional)."""
+"""Word passes in C for matching, seed similarity, language detection and content hashes
+(built from _wordscan.c; optional)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 class Scanner:
     def __init__(self, keys: Iterable[str]) -> None: ...
@@ -13,3 +14,17 @@ class TermCounter:
 class WordTally:
     def __init__(self, first: Iterable[str], second: Iterable[str]) -> None: ...
     def tally(self, text: str, /) -> tuple[int, int, int] | None: ...
+
+class SeedScorer:
+    def __init__(
+        self,
+        stopwords: Iterable[str],
+        terms: Sequence[str],
+        idf: Sequence[float],
+        postings: Sequence[Sequence[tuple[int, float]]],
+        unseen_idf: float,
+        seeds: int,
+    ) -> None: ...
+    def similarities(self, text: str, /) -> list[float] | None: ...
+
+def hash_form(text: str, /) -> str | None: ...

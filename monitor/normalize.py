@@ -6,7 +6,7 @@ import hashlib
 import html
 import re
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
@@ -86,6 +86,15 @@ _ANY_TAG_RE = re.compile(r"</?[A-Za-z][^\s/>]*+(?:[^>\"']++|\"[^\"]*+\"|'[^']*+'
 #: C0 controls (except tab and newline), DEL and lone surrogates: PostgreSQL refuses them.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _PUNCTUATION_RE = re.compile(r"[^\w\s]|_")
+#: `_ascii_hash_form` in C (`monitor._wordscan.hash_form`), where the optional module was built:
+#: 0.5 µs for a bench summary against 5 µs, a tenth of normalising an item.
+_HASH_FORM: Callable[[str], str | None] | None
+try:
+    from monitor import _wordscan
+except ImportError:  # installed without a C compiler: the Python path
+    _HASH_FORM = None
+else:
+    _HASH_FORM = _wordscan.hash_form
 #: str.translate table for `_ascii_hash_form`: lower case, punctuation and whitespace to " ".
 _ASCII_HASH_FORM = {
     code: " " if _PUNCTUATION_RE.match(chr(code)) or chr(code).isspace() else chr(code).lower()
@@ -327,7 +336,8 @@ def content_hash(title: str, summary: str) -> str:
 
 def _hash_form(text: str) -> str:
     if text.isascii():
-        return _ascii_hash_form(text)
+        formed = _HASH_FORM(text) if _HASH_FORM is not None else None
+        return formed if formed is not None else _ascii_hash_form(text)
     return " ".join(_PUNCTUATION_RE.sub(" ", text.casefold()).split())
 
 

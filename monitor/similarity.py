@@ -1,7 +1,9 @@
 """TF-IDF similarity of an item to the nearest seed document (a small sparse implementation).
 
-Where the optional compiled module was built (`monitor._wordscan`), an ASCII item's terms are
-counted in C (`TermCounter`), with the same counts in the same order as `_terms`.
+Where the optional compiled module was built (`monitor._wordscan`), an ASCII item is compared
+with the seeds in C (`SeedScorer`): the same floats, bit for bit, as the Python path here, which
+stays the reference. Otherwise its terms are still counted in C (`TermCounter`), with the same
+counts in the same order as `_terms`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from functools import lru_cache
 from itertools import chain, compress, repeat
 from operator import mul
 from pathlib import Path
+from typing import Any
 
 from monitor.errors import ConfigError
 
@@ -157,8 +160,10 @@ try:
     from monitor import _wordscan
 except ImportError:  # installed without a C compiler: the Python path
     _COUNTER = None
+    _COMPILED = False
 else:
     _COUNTER = _wordscan.TermCounter(sorted(_STOPWORDS))
+    _COMPILED = True
 
 
 def _query_terms(text: str) -> Mapping[str, int]:
@@ -222,6 +227,8 @@ class SeedIndex:
     postings: Mapping[str, tuple[tuple[int, float], ...]] = field(
         init=False, repr=False, compare=False
     )
+    #: The same comparison in C for ASCII text, where the compiled module was built.
+    scorer: _wordscan.SeedScorer | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         postings: dict[str, list[tuple[int, float]]] = {}
@@ -229,6 +236,25 @@ class SeedIndex:
             for term, weight in vec.items():
                 postings.setdefault(term, []).append((number, weight))
         object.__setattr__(self, "postings", {t: tuple(p) for t, p in postings.items()})
+        object.__setattr__(self, "scorer", self._compiled_scorer() if _COMPILED else None)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its fields given to the constructor (a parse worker receives the
+        parent's matcher): the postings and the compiled scorer are rebuilt where loaded."""
+        return (SeedIndex, (self.names, self.vectors, self.idf, self.unseen_idf))
+
+    def _compiled_scorer(self) -> _wordscan.SeedScorer:
+        """`similarities` for ASCII text in C. An ASCII text has only ASCII terms, so the
+        others are left out (`_wordscan.SeedScorer`)."""
+        terms = [t for t in self.idf if t.isascii()]
+        return _wordscan.SeedScorer(
+            sorted(_STOPWORDS),
+            terms,
+            [self.idf[t] for t in terms],
+            [self.postings.get(t, ()) for t in terms],
+            self.unseen_idf,
+            len(self.names),
+        )
 
     @classmethod
     def build(cls, documents: Mapping[str, str]) -> SeedIndex:
@@ -246,6 +272,13 @@ class SeedIndex:
 
     def similarities(self, text: str) -> tuple[tuple[str, float], ...]:
         """Cosine similarity of `text` to every seed document, in index order."""
+        compiled = self.scorer.similarities(text) if self.scorer is not None else None
+        if compiled is not None:
+            return tuple(zip(self.names, compiled, strict=True))
+        return self._similarities(text)
+
+    def _similarities(self, text: str) -> tuple[tuple[str, float], ...]:
+        """`similarities` in Python (the reference for the compiled scorer)."""
         counts = _query_terms(text)
         # The query's weights as `_weights` computes them, but normalised only for the terms
         # some seed holds (the others count in the norm alone): the same floats, bit for bit.

@@ -4,8 +4,11 @@
 then looks up only those. It may pick too many, never too few: every word holding a phrase
 start must be among them, or a hit would be lost. `TermCounter` counts an ASCII text's terms
 as `monitor.similarity._terms` does, in the same order, so the seed similarity is the same
-float. `WordTally` counts an ASCII text's letters and stop words as `monitor.lang` does, so
-the detected language is the same. `tests/test_match_speed.py` checks whichever path is
+float; `SeedScorer` computes that similarity itself, and must give the Python path's floats
+bit for bit. `hash_form` gives the text an ASCII item's content hash is taken from, which must
+be the Python path's to the character, or stored duplicates would no longer be found.
+`WordTally` counts an ASCII text's letters and stop words as `monitor.lang` does, so the
+detected language is the same. `tests/test_match_speed.py` checks whichever path is
 built against the matcher's reference; here both paths must agree. Skipped, with the reason
 shown, where the module was not built.
 """
@@ -13,6 +16,7 @@ shown, where the module was not built.
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor import lang, similarity
+from monitor import lang, normalize, similarity
 from monitor.match import Entry, Matcher, PhraseIndex, _entries, _only_plain_spaces, prepare
 from monitor.similarity import _STOPWORDS, _terms, load_seed_index
 from monitor.watchlist import load_watchlist
@@ -268,6 +272,99 @@ def test_term_counter_rejects_stopwords_outside_ascii() -> None:
         compiled.TermCounter(["für"])
 
 
+# --- SeedScorer ------------------------------------------------------------------------------
+
+
+@cache
+def seed_index() -> similarity.SeedIndex:
+    return load_seed_index(ROOT / "corpus")
+
+
+@cache
+def ascii_seed_words() -> tuple[str, ...]:
+    words = {w for p in (ROOT / "corpus").glob("*.txt") for w in p.read_text().split()}
+    return tuple(sorted(w for w in words if w.isascii()))
+
+
+#: ASCII texts made of the seeds' own words (so most terms are held by some seed, many
+#: repeated) and of the pieces that take the term rules apart.
+seed_like_text = st.lists(
+    st.one_of(st.sampled_from(ascii_seed_words()), ascii_text), max_size=300
+).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed_like_text)
+def test_seed_similarities_are_the_python_path_s_bit_for_bit(text: str) -> None:
+    seeds = seed_index()
+    assert seeds.scorer is not None and seeds.scorer.similarities(text) is not None
+    assert seeds.similarities(text) == seeds._similarities(text)
+
+
+def test_real_texts_compare_with_the_seeds_as_the_python_path_does() -> None:
+    """Real item texts, and the seed documents themselves (each one's own vector)."""
+    seeds = seed_index()
+    seed_texts = [p.read_text() for p in sorted((ROOT / "corpus").glob("*.txt"))]
+    texts = [*real_texts(), *(t.encode("ascii", "replace").decode() for t in seed_texts)]
+    compared = 0
+    for text in texts:
+        assert seeds.similarities(text) == seeds._similarities(text)
+        compared += text.isascii()
+    assert compared > 1000
+    own = [dict(seeds.similarities(t)) for t in texts[-len(seed_texts) :]]
+    assert [max(sims, key=sims.__getitem__) for sims in own] == list(seeds.names)
+
+
+def test_seed_scorer_leaves_text_outside_ascii_to_python() -> None:
+    seeds = seed_index()
+    text = "Переговоры о мире: talks on a ceasefire"
+    assert seeds.scorer is not None and seeds.scorer.similarities(text) is None
+    assert seeds.similarities(text) == seeds._similarities(text)
+
+
+def test_seed_scorer_of_a_text_without_terms_is_all_zeros() -> None:
+    seeds = seed_index()
+    assert seeds.scorer is not None
+    for text in ("", "   ", "the and of 12 to", "a b c"):
+        assert seeds.scorer.similarities(text) == [0.0] * len(seeds.names)
+        assert seeds.similarities(text) == seeds._similarities(text)
+
+
+def test_seed_index_is_rebuilt_with_its_scorer_when_unpickled() -> None:
+    seeds = seed_index()
+    loaded = pickle.loads(pickle.dumps(seeds, pickle.HIGHEST_PROTOCOL))
+    assert loaded == seeds and loaded.postings == seeds.postings
+    assert loaded.scorer is not None and loaded.scorer is not seeds.scorer
+    text = "The ceasefire talks in Istanbul stalled over security guarantees."
+    assert loaded.similarities(text) == seeds.similarities(text)
+
+
+@pytest.mark.parametrize(
+    ("terms", "idf", "postings", "message"),
+    [
+        (["talk"], [1.0, 2.0], [()], "differ in length"),
+        (["talk"], [1.0], [[(3, 0.5)]], "out of range"),
+        (["talk", "talk"], [1.0, 1.0], [(), ()], "twice"),
+        (["переговоры"], [1.0], [()], "ASCII"),
+    ],
+)
+def test_seed_scorer_rejects_inconsistent_tables(
+    terms: list[str], idf: list[float], postings: list[object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        compiled.SeedScorer([], terms, idf, postings, 2.0, 2)
+
+
+def test_seed_index_without_the_compiled_module_compares_in_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(similarity, "_COMPILED", False)
+    plain = load_seed_index(ROOT / "corpus")
+    assert plain.scorer is None
+    text = "Envoys met in Geneva to discuss a ceasefire and prisoner exchanges."
+    assert plain.similarities(text) == seed_index().similarities(text)
+
+
 # --- WordTally -----------------------------------------------------------------------------
 
 
@@ -347,6 +444,41 @@ def test_word_tally_is_set_up_once_with_ascii_words() -> None:
         tally.tally(b"the")  # type: ignore[arg-type]
 
 
+# --- hash_form -------------------------------------------------------------------------------
+
+#: ASCII with every class `_ascii_hash_form` treats apart: letters of both cases, digits, the
+#: underscore (punctuation there), other punctuation, every whitespace and control character.
+any_ascii = st.text(alphabet=st.characters(max_codepoint=127), max_size=300)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(any_ascii, ascii_text))
+def test_hash_form_is_the_python_path_s(text: str) -> None:
+    assert compiled.hash_form(text) == normalize._ascii_hash_form(text)
+
+
+def test_hash_form_of_real_texts_and_outside_ascii() -> None:
+    texts = real_texts()
+    assert sum(t.isascii() for t in texts) > 1000
+    for text in texts:
+        expected = normalize._ascii_hash_form(text) if text.isascii() else None
+        assert compiled.hash_form(text) == expected
+    assert compiled.hash_form("Zelensky  said:\tA_B\x00c--") == "zelensky said a b c"
+    assert compiled.hash_form("") == ""
+    with pytest.raises(TypeError, match="str"):
+        compiled.hash_form(b"talks")  # type: ignore[arg-type]
+
+
+def test_content_hashes_are_the_same_without_the_compiled_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pairs = [(t, s) for t, s, _ in peer_corpus_fields()] if PEER_TESTS.is_dir() else []
+    pairs += [(t[:80], t) for t in real_texts()]
+    fast = [normalize.content_hash(t, s) for t, s in pairs]
+    monkeypatch.setattr(normalize, "_HASH_FORM", None)
+    assert [normalize.content_hash(t, s) for t, s in pairs] == fast
+
+
 # --- whole matches -------------------------------------------------------------------------
 
 
@@ -359,9 +491,11 @@ def test_records_are_the_same_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> 
     with_module = [fast.record(_item(f)) for f in fields_list]
     explained = [fast.match_text(*f) for f in fields_list]
     monkeypatch.setattr(similarity, "_COUNTER", None)
+    monkeypatch.setattr(similarity, "_COMPILED", False)
     monkeypatch.setattr(sys.modules["monitor.match"], "_COMPILED", False)
-    slow = Matcher.compile(watchlist, seeds)
-    assert slow._index._scanner is None
+    slow = Matcher.compile(watchlist, load_seed_index(ROOT / "corpus"))
+    assert slow._index._scanner is None and slow._seeds is not None
+    assert slow._seeds.scorer is None
     assert [slow.record(_item(f)) for f in fields_list] == with_module
     assert [slow.match_text(*f) for f in fields_list] == explained
     assert sum(r is not None for r in with_module) > 100
@@ -400,9 +534,11 @@ def test_peer_corpus_items_match_alike_on_both_paths(monkeypatch: pytest.MonkeyP
     assert len(fields_list) > 1000
     index, slow = tricky_index(), python_path(tricky_index())
     shipped, shipped_slow = shipped_index(), python_path(shipped_index())
+    seeds = seed_index()
     for fields in fields_list:
         for text in fields:
             if text:
                 assert index.find(text) == slow.find(text), text
                 assert shipped.find(text) == shipped_slow.find(text), text
                 assert list(similarity._query_terms(text).items()) == list(_terms(text).items())
+                assert seeds.similarities(text) == seeds._similarities(text), text
