@@ -1,14 +1,16 @@
 """A fast reader for plain, well-formed RSS 2.0, RSS 1.0 and Atom 1.0 that mirrors feedparser.
 
 `read_simple_feed` returns what feedparser would have returned for the fields parse.py uses
-(a version string, a feed dict and entry dicts of the same shape), or None as soon as the
-document strays from the narrow profile it handles: not UTF-8, a DOCTYPE, any XML error, an
-element or attribute it does not map, mixed content, xml:base, repeated fields. The caller
-then parses the document with feedparser, so a None is never a loss.
+(a version string, a feed dict and entry dicts of the same shape, with dates already the
+datetimes parse.py makes of feedparser's: `utc_datetime`), or None as soon as the document
+strays from the narrow profile it handles: not UTF-8, a DOCTYPE, any XML error, an element or
+attribute it does not map, mixed content, xml:base, repeated fields. The caller then parses
+the document with feedparser, so a None is never a loss.
 """
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import re
 import time
@@ -79,18 +81,46 @@ _ISO_UTC_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:Z|\+00:0
 
 def parse_date(text: str) -> time.struct_time | None:
     """feedparser's date reading, with the two common UTC spellings done directly."""
+    moment = _common_utc(text)
+    return moment.utctimetuple() if moment is not None else _parse_date(text)
+
+
+def parse_moment(text: str) -> datetime | None:
+    """`utc_datetime(parse_date(text))`, the date parse.py makes of feedparser's: the two
+    common UTC spellings are read straight into a datetime. Through a struct_time (made in
+    Python by `utctimetuple`, and read back by `calendar.timegm`), dates were a tenth of
+    this reader's time on the bench's feeds."""
+    moment = _common_utc(text)
+    return moment if moment is not None else utc_datetime(_parse_date(text))
+
+
+def _common_utc(text: str) -> datetime | None:
+    """The UTC moment of an ISO 8601 or RFC 822 date in UTC, None for any other text."""
     if match := _ISO_UTC_RE.fullmatch(text):
-        fields = [int(part) for part in match.groups()]
+        year, month, day, hour, minute, second = map(int, match.groups())
     elif (match := _RFC822_UTC_RE.fullmatch(text)) and match.group(2) in _MONTHS:
-        day, month, year = int(match.group(1)), _MONTHS[match.group(2)], int(match.group(3))
-        fields = [year, month, day, *(int(part) for part in match.groups()[3:])]
+        day_text, month_name, year_text, *clock = match.groups()
+        year, month, day = int(year_text), _MONTHS[month_name], int(day_text)
+        hour, minute, second = map(int, clock)
     else:
-        return _parse_date(text)  # type: ignore[no-any-return]
-    year, month, day, hour, minute, second = fields
+        return None
     try:
-        return datetime(year, month, day, hour, minute, second, tzinfo=UTC).utctimetuple()
-    except ValueError:
-        return _parse_date(text)  # type: ignore[no-any-return]
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:  # 31 February: feedparser decides
+        return None
+
+
+def utc_datetime(value: Any) -> datetime | None:
+    """A date as parse.py keeps it: feedparser's struct_time (UTC) as an aware datetime, a
+    datetime (this reader's, `parse_moment`) as it is, None for anything else."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, time.struct_time):
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 class _UnsupportedError(Exception):
@@ -154,6 +184,11 @@ def fixed_uri(uri: str) -> str:
     """feedparser's `_urljoin("", uri)`: the slashes after `scheme://` dropped (joining with
     an empty base changes nothing else). Its `re.sub` with a template expanded the template
     in Python on every call: about a tenth of the fast path's time on the bench's feeds."""
+    scheme_end = uri.find("://")
+    if scheme_end < 0 or uri[scheme_end + 3 : scheme_end + 4] != "/":
+        # No slash to drop: the pattern's "://" can only be the first one (its scheme holds
+        # neither ":" nor "/"), and the slashes it drops are those right after it.
+        return uri
     found: re.Match[str] | None = _urifixer.match(uri)
     if found is None or not found.group(2):
         return uri
@@ -216,7 +251,7 @@ class _Reader:
         node[key] = value
 
     def _date(self, node: Dict, key: str, element: ET.Element) -> None:
-        self._set_once(node, key, parse_date(_finish(_text_only(element))))
+        self._set_once(node, key, parse_moment(_finish(_text_only(element))))
 
     def _guid(self, node: Dict, element: ET.Element, *, is_link: bool) -> None:
         value = _finish(_text_only(element, frozenset({"isPermaLink"})), uri=is_link)

@@ -7,12 +7,10 @@ for bad input is ParseError.
 
 from __future__ import annotations
 
-import calendar
 import html
 import io
 import json
 import re
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +19,7 @@ from urllib.parse import urljoin
 import feedparser
 
 from monitor.errors import ParseError
-from monitor.fastparse import read_simple_feed
+from monitor.fastparse import read_simple_feed, utc_datetime
 from monitor.types import FeedKind, ParsedFeed, RawEntry
 
 _JSON_FEED_PREFIX = "https://jsonfeed.org/version/"
@@ -226,8 +224,8 @@ def _raw_entry(entry: dict[str, Any], base: str) -> RawEntry:
         summary=_summary_html(entry),
         content=_content_html(get(entry, "content")),
         author=_str_or_none(get(entry, "author")),
-        published=_struct_to_utc(get(entry, "published_parsed")),
-        updated=_struct_to_utc(get(entry, "updated_parsed")),
+        published=utc_datetime(get(entry, "published_parsed")),
+        updated=utc_datetime(get(entry, "updated_parsed")),
         lang=_entry_lang(entry),
     )
 
@@ -283,15 +281,6 @@ def _entry_lang(entry: dict[str, Any]) -> str | None:
             if isinstance(lang, str) and lang:
                 return lang
     return None
-
-
-def _struct_to_utc(value: Any) -> datetime | None:
-    if not isinstance(value, time.struct_time):
-        return None
-    try:
-        return datetime.fromtimestamp(calendar.timegm(value), UTC)
-    except (OverflowError, ValueError, OSError):
-        return None
 
 
 def _ttl_minutes(value: Any) -> int | None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from feedparser.datetimes import _parse_date
 from feedparser.urls import _urljoin
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import ParseError
-from monitor.fastparse import fixed_uri, parse_date, read_simple_feed
+from monitor.fastparse import fixed_uri, parse_date, parse_moment, read_simple_feed, utc_datetime
 from monitor.parse import parse_feed, parse_with_feedparser
 from monitor.types import ParsedFeed
 from tests.test_peer_corpus import served_headers
@@ -118,6 +118,46 @@ def test_fast_dates_match_feedparser() -> None:
             assert parse_date(text) == _parse_date(text), text
     for odd in ("Mon, 31 Feb 2025 10:00:00 GMT", "2025-13-01T00:00:00Z", "garbage", ""):
         assert parse_date(odd) == _parse_date(odd), odd
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.integers(1, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 24),
+    st.integers(0, 60),
+    st.integers(0, 61),
+    st.sampled_from(["Z", "+00:00", "GMT", "+0000", "UT", "-0000", "+01:00", "EST"]),
+    st.booleans(),
+)
+def test_fast_moments_are_the_dates_parse_made_of_feedparser_s(
+    year: int, month: int, day: int, hour: int, minute: int, second: int, zone: str, iso: bool
+) -> None:
+    """Any date in either common spelling, in range or not, in UTC or not: read straight into
+    a datetime, it is the one parse.py made of feedparser's struct_time."""
+    if iso:
+        text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{zone}"
+    else:
+        month_name = (
+            "Jan",
+            "Feb",
+            "Mar",
+            "Apr",
+            "May",
+            "Jun",
+            "Jul",
+            "Aug",
+            "Sep",
+            "Oct",
+            "Nov",
+            "Dec",
+            "Foo",
+            "Bar",
+        )[month]
+        text = f"Sun, {day:02d} {month_name} {year:04d} {hour:02d}:{minute:02d}:{second:02d} {zone}"
+    assert parse_moment(text) == utc_datetime(_parse_date(text)), text
+    assert parse_moment(text) == utc_datetime(parse_date(text)), text
 
 
 @given(
