@@ -19,8 +19,9 @@ from sqlalchemy import Engine, String, bindparam, cast, func, insert, select, te
 from monitor.errors import LockedError, StorageError
 from monitor.settings import FeedSpec
 from monitor.store import Storage, make_engine, require_current, upgrade
+from monitor.store import engine as engine_module
 from monitor.store import items as item_rows
-from monitor.store.engine import WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT
+from monitor.store.engine import PAGE_SIZE, WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT
 from monitor.store.lock import instance_lock
 from monitor.store.schema import cycles, feeds, item_stories, items, matches
 from monitor.store.wal import ITEMS_PER_CHECKPOINT, WalCheckpointer, checkpoint
@@ -556,6 +557,31 @@ def test_sqlite_pragmas_are_set_on_every_connection(sqlite_engine: Engine) -> No
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
         assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == WAL_CHECKPOINT_PAGES
         assert conn.execute(text("PRAGMA journal_size_limit")).scalar() == WAL_SIZE_LIMIT
+        assert conn.execute(text("PRAGMA page_size")).scalar() == PAGE_SIZE
+
+
+def test_a_database_made_with_other_pages_keeps_them_and_its_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file made with SQLite's 4 KiB pages (before the page size was set) is opened as it
+    is: the pragma changes nothing in a file that holds tables, and nothing stored is lost."""
+    path = tmp_path / "old.db"
+    with monkeypatch.context() as patch:
+        patch.setattr(engine_module, "PAGE_SIZE", 4096)
+        old = make_engine(f"sqlite:///{path}")
+        upgrade(old)
+        storage = Storage(old)
+        storage.sync_feeds([spec("https://a.example/rss")], NOW)
+        (feed,) = storage.due_feeds(NOW, 10)
+        storage.save_items(feed.id, [item("1")], [None], NOW)
+        old.dispose()
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    assert Storage(engine).save_items(feed.id, [item("2")], [None], NOW).new_items == 1
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA page_size")).scalar() == 4096
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(select(func.count()).select_from(items)).scalar() == 2
 
 
 def _items_in_file_alone(database: Path, copy: Path) -> int:

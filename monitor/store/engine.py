@@ -16,6 +16,10 @@ from monitor.errors import StorageError
 #: (`monitor.store.wal`), so this is only the net for when it falls behind: at the default,
 #: a cold cycle's storage thread waited in twenty-odd such checkpoints (docs/decisions.md).
 WAL_CHECKPOINT_PAGES = 8000
+#: Bytes per page of a new SQLite file (SQLite's default is 4,096). A cold cycle's saves
+#: took 0.54-0.58 s of CPU with 8 KiB pages against 0.65-0.96 s with 4 KiB (docs/decisions.md).
+#: A file keeps the size it was made with: the pragma changes nothing once it holds a table.
+PAGE_SIZE = 8192
 #: Bytes the WAL file is cut back to once copied (it would otherwise keep its largest size).
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
@@ -57,6 +61,7 @@ def _sqlite_engine(url: str, database: str | None, busy_timeout_s: float) -> Eng
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         if database and database != ":memory:":
+            cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file's; no-op otherwise
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
