@@ -156,6 +156,12 @@ typedef struct {
     unsigned char punctuation[128];
     /* Some key has a shape no ASCII token has a rule for here: every word may hold it. */
     int every_word;
+    /* Word keys whose phrases all have a second token, and for each such key K the word
+     * keys S its phrases' second tokens have, as "K\x1fS": a token of key K followed by a
+     * word whose first token's key is none of them starts no phrase. Both are empty without
+     * `continuations`. */
+    Strings constrained;
+    Strings pairs;
 } Scanner;
 
 static int has_key(const Scanner *self, const char *text, Py_ssize_t length)
@@ -213,14 +219,108 @@ static int add_key(Scanner *self, PyObject *key)
 static void Scanner_dealloc(Scanner *self)
 {
     strings_free(&self->keys);
+    strings_free(&self->constrained);
+    strings_free(&self->pairs);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The separator of a pair's two keys (no key holds it). */
+#define PAIR_SEPARATOR '\x1f'
+
+/* One constrained key and its second keys (`Scanner.constrained`, `Scanner.pairs`); keys
+ * that are not word-shaped ASCII are left out: a key left unconstrained only keeps more
+ * words, and a second key of another shape never is a word's key. */
+static int add_continuation(Scanner *self, PyObject *key, PyObject *seconds)
+{
+    if (!PyUnicode_Check(key)) {
+        PyErr_Format(PyExc_TypeError, "keys must be str, not %.80s", Py_TYPE(key)->tp_name);
+        return -1;
+    }
+    const char *first = (const char *)PyUnicode_DATA(key);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(key);
+    if (!PyUnicode_IS_ASCII(key) || !word_shaped(first, length)) {
+        return 0;
+    }
+    PyObject *items = PySequence_Fast(seconds, "second keys must be an iterable of str");
+    if (items == NULL) {
+        return -1;
+    }
+    int result = strings_add(&self->constrained, first, length);
+    char *pair = NULL;
+    for (Py_ssize_t i = 0; result == 0 && i < PySequence_Fast_GET_SIZE(items); i++) {
+        PyObject *second = PySequence_Fast_GET_ITEM(items, i);
+        if (!PyUnicode_Check(second)) {
+            PyErr_SetString(PyExc_TypeError, "second keys must be str");
+            result = -1;
+            break;
+        }
+        const char *text = (const char *)PyUnicode_DATA(second);
+        Py_ssize_t size = PyUnicode_GET_LENGTH(second);
+        if (!PyUnicode_IS_ASCII(second) || !word_shaped(text, size)) {
+            continue;
+        }
+        char *grown = PyMem_Realloc(pair, length + 1 + size);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            result = -1;
+            break;
+        }
+        pair = grown;
+        memcpy(pair, first, length);
+        pair[length] = PAIR_SEPARATOR;
+        memcpy(pair + length + 1, text, size);
+        result = strings_add(&self->pairs, pair, length + 1 + size);
+    }
+    PyMem_Free(pair);
+    Py_DECREF(items);
+    return result;
+}
+
+/* `continuations` (a mapping, or None): for some first keys, the keys of their phrases'
+ * second tokens. */
+static int add_continuations(Scanner *self, PyObject *continuations)
+{
+    Py_ssize_t count = continuations == Py_None ? 0 : PyObject_Length(continuations);
+    if (count < 0) {
+        return -1;
+    }
+    PyObject *items = count ? PyMapping_Items(continuations) : PyList_New(0);
+    if (items == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_SetString(PyExc_TypeError, "continuations must be a mapping");
+        }
+        return -1;
+    }
+    Py_ssize_t pairs = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        Py_ssize_t n = PyObject_Length(PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 1));
+        if (n < 0) {
+            Py_DECREF(items);
+            return -1;
+        }
+        pairs += n;
+    }
+    if (strings_alloc(&self->constrained, count) < 0 || strings_alloc(&self->pairs, pairs) < 0) {
+        Py_DECREF(items);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (add_continuation(self, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1)) < 0) {
+            Py_DECREF(items);
+            return -1;
+        }
+    }
+    Py_DECREF(items);
+    return 0;
 }
 
 static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"keys", NULL};
-    PyObject *iterable;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:Scanner", names, &iterable)) {
+    static char *names[] = {"keys", "continuations", NULL};
+    PyObject *iterable, *continuations = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:Scanner", names, &iterable,
+                                     &continuations)) {
         return -1;
     }
     if (self->keys.text != NULL) {
@@ -245,7 +345,7 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
         }
     }
     Py_DECREF(keys);
-    return 0;
+    return add_continuations(self, continuations);
 }
 
 /* Whether the token `lower[0:length]` (lower case) has a key in the table: its key is
@@ -312,6 +412,62 @@ static int word_token_is_key(const Scanner *self, const Text *t, Py_ssize_t *i, 
     return found;
 }
 
+/* `lower[0:length]` (a lower-case ASCII token of letters and digits) made its key in place
+ * (`_latin_stem` for a token starting with a letter); returns the key's length. */
+static Py_ssize_t stem_in_place(char *lower, Py_ssize_t length)
+{
+    if (!is_lower((unsigned char)lower[0])) {
+        return length;
+    }
+    if (length > 4 && memcmp(lower + length - 3, "ies", 3) == 0) {
+        lower[length - 3] = 'y';
+        return length - 2;
+    }
+    if (length > 3 && lower[length - 1] == 's' && lower[length - 2] != 's'
+        && lower[length - 2] != 'u' && lower[length - 2] != 'i') {
+        return length - 1;
+    }
+    return length;
+}
+
+/* Whether a phrase may start at the key token t[start:stop], lower-cased in `lower` by
+ * `word_token_is_key`: yes unless its key is constrained (all its phrases go on) and what
+ * follows certainly is not a second token of one of them: the end of the text, or a plain
+ * space and a word whose first token (ASCII letters and digits, up to a space, the end or
+ * punctuation other than an apostrophe) has a key not paired with it. Anything else, such
+ * as a token with an apostrophe, punctuation right after it or a word outside ASCII next,
+ * is left to the Python side. `lower` is overwritten. */
+static int token_may_start(const Scanner *self, const Text *t, Py_ssize_t start,
+                           Py_ssize_t stop, char *lower)
+{
+    Py_ssize_t length = stop - start;
+    if (self->constrained.longest == 0 || memchr(lower, '\'', length) != NULL) {
+        return 1;
+    }
+    Py_ssize_t key = stem_in_place(lower, length);
+    if (!strings_has(&self->constrained, lower, key)) {
+        return 1;
+    }
+    if (stop >= t->length) {
+        return 0;
+    }
+    if (at(t, stop) != ' ') {
+        return 1;
+    }
+    /* The pair "key\x1fsecond" is built after the key: it is no longer than the text. */
+    lower[key] = PAIR_SEPARATOR;
+    Py_ssize_t used = key + 1, i = stop + 1;
+    while (i < t->length && is_alnum(at(t, i))) {
+        Py_UCS4 c = at(t, i++);
+        lower[used++] = (char)(is_upper(c) ? c + 32 : c);
+    }
+    if (used == key + 1 || (i < t->length && (at(t, i) >= 128 || at(t, i) == '\''))) {
+        return 1;
+    }
+    Py_ssize_t second = stem_in_place(lower + key + 1, used - key - 1);
+    return strings_has(&self->pairs, lower, key + 1 + second);
+}
+
 /* Whether the word t[start:end] (no plain space inside) may hold a key's token. */
 static int word_may_start(const Scanner *self, const Text *t, Py_ssize_t start, Py_ssize_t end,
                           char *lower)
@@ -326,7 +482,9 @@ static int word_may_start(const Scanner *self, const Text *t, Py_ssize_t start, 
             return 1;
         }
         if (is_alnum(c)) {
-            if (word_token_is_key(self, t, &i, lower)) {
+            Py_ssize_t token_start = i;
+            if (word_token_is_key(self, t, &i, lower)
+                && token_may_start(self, t, token_start, i, lower)) {
                 return 1;
             }
             continue;

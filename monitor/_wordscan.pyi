@@ -1,10 +1,12 @@
 """Word passes in C for matching, seed similarity, language detection and content hashes
 (built from _wordscan.c; optional)."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 class Scanner:
-    def __init__(self, keys: Iterable[str]) -> None: ...
+    def __init__(
+        self, keys: Iterable[str], continuations: Mapping[str, Iterable[str]] | None = None
+    ) -> None: ...
     def spans(self, text: str, /) -> list[int]: ...
 
 class TermCounter:

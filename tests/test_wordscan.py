@@ -93,18 +93,23 @@ def words_with_offsets(text: str) -> Iterator[tuple[int, int, str]]:
         at += len(word) + 1
 
 
-def assert_no_start_is_missed(index: PhraseIndex, text: str) -> tuple[int, int]:
-    """Every word holding a phrase start is picked; returns (picked, holding)."""
+def assert_no_start_is_missed(index: PhraseIndex, text: str) -> tuple[int, int, int]:
+    """Every word where some phrase starts is picked; returns how many words were (picked,
+    holding a phrase's first token, holding a phrase's start)."""
     prepared = prepare(text)
     assert index._scanner is not None
     spans = index._scanner.spans(prepared)
     picked = set(zip(spans[::2], spans[1::2], strict=True))
-    holding = 0
+    holding = starting = 0
     for start, end, word in words_with_offsets(prepared):
-        if word and index._word_starts[word]:
-            holding += 1
+        firsts = index._word_starts[word] if word else ()
+        if not firsts:
+            continue
+        holding += 1
+        if any(index._find_at(prepared, start + a, start + b, key) for a, b, key in firsts):
+            starting += 1
             assert (start, end) in picked, (word, prepared)
-    return len(picked), holding
+    return len(picked), holding, starting
 
 
 def real_texts() -> list[str]:
@@ -128,28 +133,35 @@ def test_real_texts_lose_no_phrase_start() -> None:
     assert len(texts) > 2000
     spaced = [t for t in texts if _only_plain_spaces(prepare(t))]
     assert len(spaced) > 1000
-    ascii_picked = ascii_holding = 0
+    ascii_counts = [0, 0, 0]
     for text in spaced:
-        picked, holding = assert_no_start_is_missed(index, text)
+        counts = assert_no_start_is_missed(index, text)
         if prepare(text).isascii():
-            ascii_picked, ascii_holding = ascii_picked + picked, ascii_holding + holding
-    assert ascii_holding > 1000
-    # ASCII words are decided exactly: the lookups are narrowed down to the words that count.
-    assert ascii_picked == ascii_holding
+            ascii_counts = [a + b for a, b in zip(ascii_counts, counts, strict=True)]
+    picked, holding, starting = ascii_counts
+    assert starting > 1000
+    # ASCII words are narrowed down to those holding a first token that may go on.
+    assert starting <= picked <= holding
 
 
-def test_bench_items_pick_only_words_that_hold_a_start() -> None:
-    """ASCII words are decided exactly: a word is picked only when it holds a start."""
+def test_bench_items_pick_only_words_that_may_start_a_phrase() -> None:
+    """Of the words holding a phrase's first token, those whose phrases all go on and whose
+    next word goes on none of them are left out: most of the bench's."""
     index = shipped_index()
+    totals = [0, 0, 0]
     for fields in _bench_items():
         for text in fields:
             if text and _only_plain_spaces(prepare(text)):
-                picked, holding = assert_no_start_is_missed(index, text)
-                assert picked == holding, text
+                counts = assert_no_start_is_missed(index, text)
+                totals = [a + b for a, b in zip(totals, counts, strict=True)]
+    picked, holding, starting = totals
+    assert starting <= picked < 0.6 * holding
 
 
 def _spaced_texts() -> st.SearchStrategy[str]:
     pieces = [*_SPACED_ALPHABET, *TRICKY_PHRASES, "Putin's", "PARTIES", "policies", "G7's"]
+    # First tokens of phrases that all go on, and what may or may not go on with them.
+    pieces += ["status", "quo", "Quo", "quoted", "quo's", "G7", "summits", "2022", "agreed"]
     piece = st.one_of(st.sampled_from(pieces), st.sampled_from(_words()))
     return st.lists(piece, max_size=30).map("".join)
 
@@ -177,9 +189,21 @@ def test_both_paths_find_the_same_hits(text: str) -> None:
         ("the parties met", ["parties"]),  # -ies: the key is "party"
         ("a party", ["party"]),
         ("the press and the presses", ["press"]),  # -ss kept: "presses" has the key "presse"
-        ("G7 leaders, 1990s.", ["G7", "1990s."]),  # a digit first: no stem
+        ("G7 leaders, 1990s.", ["1990s."]),  # a digit first: no stem; "G7" goes on as
+        ("G7 summits", ["G7"]),  # "G7 summit" only: "leaders" is not "summit"
+        ("2022 talks", ["2022"]),
+        ("policies agreed", ["policies"]),
+        ("policies differ", []),
+        ("status quo", ["status"]),
+        ("status Quo", ["status"]),
+        ("status quoted", []),
+        ("status", []),  # nothing follows
+        ("status  quo", ["status"]),  # two spaces: left to Python
+        ("status, quo", ["status,"]),  # punctuation next: left to Python
+        ("status quo's", ["status"]),  # an apostrophe in the next word: left to Python
+        ("status кво", ["status", "кво"]),  # a word outside ASCII next: left to Python
         ("#peacetalks now", ["#peacetalks"]),  # a punctuation key
-        ("it's late", ["it's"]),  # the key "'s"
+        ("it's late", []),  # the key "'s", which starts no phrase ("' s" starts with "'")
         ("Don't stop rock'n'roll", ["Don't", "rock'n'roll"]),
         ("quiet words only", []),
         ("", []),
@@ -192,8 +216,8 @@ def test_what_the_scanner_picks(text: str, expected: list[str]) -> None:
     assert index._scanner is not None
     spans = index._scanner.spans(text)
     picked = [text[a:b] for a, b in zip(spans[::2], spans[1::2], strict=True)]
-    wanted = [w for w in expected if index._word_starts[w] or not w.isascii()]
-    assert picked == wanted
+    assert picked == expected
+    assert index.find(text) == python_path(index).find(text)
 
 
 def test_scanner_keys_of_unknown_shape_pick_every_word() -> None:
@@ -203,7 +227,27 @@ def test_scanner_keys_of_unknown_shape_pick_every_word() -> None:
     assert compiled.Scanner(["переговор"]).spans("x y") == []  # no ASCII word has it
 
 
+def test_scanner_continuations_narrow_only_word_keys() -> None:
+    """A key or second key of another shape than a word's is left out of the narrowing:
+    the word is picked as without it."""
+    plain = compiled.Scanner(["talk", "#"])
+    narrowed = compiled.Scanner(["talk", "#"], {"talk": ["round", "#", "раунд"], "#": ["x"]})
+    for text in ("talks round", "talks now", "talks # x", "talks раунд", "# y", "talks"):
+        assert set(narrowed.spans(text)) <= set(plain.spans(text)), text
+    assert narrowed.spans("talks round") == [0, 5]
+    assert narrowed.spans("talks now") == []
+    assert narrowed.spans("talks # x") == [0, 5, 6, 7]  # "#" is a key of its own
+    assert narrowed.spans("talks раунд") == [0, 5, 6, 11]
+    assert narrowed.spans("# y") == [0, 1]
+
+
 def test_scanner_rejects_what_is_not_text() -> None:
+    with pytest.raises(TypeError):
+        compiled.Scanner(["talk"], {"talk": [1]})
+    with pytest.raises(TypeError):
+        compiled.Scanner(["talk"], {1: ["x"]})
+    with pytest.raises(TypeError):
+        compiled.Scanner(["talk"], ["talk"])
     with pytest.raises(TypeError):
         compiled.Scanner([1])
     with pytest.raises(TypeError):
