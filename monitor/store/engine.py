@@ -15,6 +15,7 @@ from monitor.errors import StorageError
 #: (SQLite's default is 1,000, about 4 MB). During a cycle a thread of its own does that
 #: (`monitor.store.wal`), so this is only the net for when it falls behind: at the default,
 #: a cold cycle's storage thread waited in twenty-odd such checkpoints (docs/decisions.md).
+#: Counted in pages: 64 MB with the 8 KiB pages of new files, 32 MB with 4 KiB ones.
 WAL_CHECKPOINT_PAGES = 8000
 #: Bytes per page of a new SQLite file (SQLite's default is 4,096). A cold cycle's saves
 #: took 0.54-0.58 s of CPU with 8 KiB pages against 0.65-0.96 s with 4 KiB (docs/decisions.md).
