@@ -10,9 +10,11 @@
  * A "may" is never a "does not": the answer may include words holding nothing, and never
  * leaves out a word that holds something.
  *
- *   Scanner(keys).spans(text) -> list[int]
+ *   Scanner(keys, continuations).spans(text) -> list[int]
  *       start and end offsets, one pair after the other, of each word of `text` (cut at
- *       plain spaces, U+0020) that may hold a token whose key is in `keys`.
+ *       plain spaces, U+0020) that may hold a token whose key is in `keys`; for a key in
+ *       `continuations` (whose phrases all have a second token), only where the token that
+ *       follows may be one of those second tokens.
  *
  * Keys are `monitor.match.token_key` values. On ASCII text a token is either a run of
  * letters and digits joined by single apostrophes ("don't"), whose key is its lower case
@@ -500,8 +502,9 @@ static int word_may_start(const Scanner *self, const Text *t, Py_ssize_t start, 
 PyDoc_STRVAR(spans_doc,
 "spans(text, /)\n--\n\n"
 "Start and end offsets, one pair after the other, of each word of `text` (cut at plain\n"
-"spaces) that may hold a token whose key is one of the scanner's keys: every word that\n"
-"does, perhaps with others. A word with a character outside ASCII is always included.");
+"spaces) where a phrase may start: every word holding a token whose key is one of the\n"
+"scanner's keys, but for a key of `continuations` only where the next token may go on,\n"
+"perhaps with other words. A word with a character outside ASCII is always included.");
 
 static PyObject *Scanner_spans(Scanner *self, PyObject *text)
 {
@@ -556,9 +559,11 @@ static PyMethodDef Scanner_methods[] = {
 };
 
 PyDoc_STRVAR(Scanner_doc,
-"Scanner(keys)\n--\n\n"
+"Scanner(keys, continuations=None)\n--\n\n"
 "Which words of a text may hold a token whose key (`monitor.match.token_key`) is one of\n"
-"`keys`: the first keys of a watchlist's phrases.");
+"`keys`: the first keys of a watchlist's phrases. `continuations` maps first keys none of\n"
+"whose phrases is a single token to the keys of their second tokens: a token of such a key\n"
+"counts only where what follows it may be one of them.");
 
 static PyTypeObject ScannerType = {
     PyVarObject_HEAD_INIT(NULL, 0)

@@ -15,8 +15,8 @@ do not match (see `match_text`); `Matcher.record`, the stream's path, gives what
 and leaves unscored the items whose hits cannot make any topic pass. All decide alike.
 
 Where the optional compiled module was built (`monitor._wordscan`), a C pass over each text
-picks the words that may hold a phrase's first token, and only those are looked up here: the
-same hits, without a Python string per word (`PhraseIndex.find`).
+picks the words where a phrase may start, and only those are looked up here: the same hits,
+without a Python string per word (`PhraseIndex.find`).
 """
 
 from __future__ import annotations
