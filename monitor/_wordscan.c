@@ -54,6 +54,25 @@ static int is_lower(Py_UCS4 c) { return c >= 'a' && c <= 'z'; }
 static int is_alpha(Py_UCS4 c) { return is_upper(c) || is_lower(c); }
 static int is_alnum(Py_UCS4 c) { return is_alpha(c) || is_digit(c); }
 
+/* `lower[0:length]` (a lower-case ASCII token of letters and digits) made its key in place
+ * (`monitor.match._latin_stem` for a token starting with a letter, the rule
+ * `monitor.similarity._singular` applies to terms too); returns the key's length. */
+static Py_ssize_t stem_in_place(char *lower, Py_ssize_t length)
+{
+    if (!is_lower((unsigned char)lower[0])) {
+        return length;
+    }
+    if (length > 4 && memcmp(lower + length - 3, "ies", 3) == 0) {
+        lower[length - 3] = 'y';
+        return length - 2;
+    }
+    if (length > 3 && lower[length - 1] == 's' && lower[length - 2] != 's'
+        && lower[length - 2] != 'u' && lower[length - 2] != 'i') {
+        return length - 1;
+    }
+    return length;
+}
+
 /* --- a set of short byte strings (keys, stopwords) ---------------------------------------- */
 
 /* Slots at least: a power of two, at least four times the strings. */
@@ -354,23 +373,14 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwargs)
  * itself, or for a token starting with a letter its light stem (`_latin_stem`). */
 static int token_is_key(const Scanner *self, char *lower, Py_ssize_t length)
 {
-    if (!is_lower((unsigned char)lower[0])) {
-        return has_key(self, lower, length);
+    /* The caller goes on reading the token in `lower`: the 'i' of "-ies", which the stem
+     * turns into a 'y', is put back. */
+    char third_last = length >= 3 ? lower[length - 3] : 0;
+    int found = has_key(self, lower, stem_in_place(lower, length));
+    if (length >= 3) {
+        lower[length - 3] = third_last;
     }
-    if (length > 4 && memcmp(lower + length - 3, "ies", 3) == 0) {
-        char last = lower[length - 3];
-        lower[length - 3] = 'y';
-        int found = has_key(self, lower, length - 2);
-        lower[length - 3] = last;
-        return found;
-    }
-    if (length > 3 && lower[length - 1] == 's') {
-        char before = lower[length - 2];
-        if (before != 's' && before != 'u' && before != 'i') {
-            return has_key(self, lower, length - 1);
-        }
-    }
-    return has_key(self, lower, length);
+    return found;
 }
 
 typedef struct {
@@ -412,24 +422,6 @@ static int word_token_is_key(const Scanner *self, const Text *t, Py_ssize_t *i, 
         found = token_is_key(self, lower, used);
     }
     return found;
-}
-
-/* `lower[0:length]` (a lower-case ASCII token of letters and digits) made its key in place
- * (`_latin_stem` for a token starting with a letter); returns the key's length. */
-static Py_ssize_t stem_in_place(char *lower, Py_ssize_t length)
-{
-    if (!is_lower((unsigned char)lower[0])) {
-        return length;
-    }
-    if (length > 4 && memcmp(lower + length - 3, "ies", 3) == 0) {
-        lower[length - 3] = 'y';
-        return length - 2;
-    }
-    if (length > 3 && lower[length - 1] == 's' && lower[length - 2] != 's'
-        && lower[length - 2] != 'u' && lower[length - 2] != 'i') {
-        return length - 1;
-    }
-    return length;
 }
 
 /* Whether a phrase may start at the key token t[start:stop], lower-cased in `lower` by
@@ -641,27 +633,35 @@ static int TermCounter_init(TermCounter *self, PyObject *args, PyObject *kwargs)
  * singular (`_singular`), or nothing (0) for a stopword. Returns the term's length. */
 static Py_ssize_t term_of(const Strings *stopwords, char *word, Py_ssize_t length)
 {
-    if (strings_has(stopwords, word, length)) {
-        return 0;
-    }
-    if (length > 4 && memcmp(word + length - 3, "ies", 3) == 0) {
-        word[length - 3] = 'y';
-        return length - 2;
-    }
-    if (length > 3 && word[length - 1] == 's' && word[length - 2] != 's'
-        && word[length - 2] != 'u' && word[length - 2] != 'i') {
-        return length - 1;
-    }
-    return length;
+    return strings_has(stopwords, word, length) ? 0 : stem_in_place(word, length);
 }
 
-/* Count one word (lower-case ASCII letters, at least MIN_TERM) by its term (`term_of`). */
-static int count_word(const TermCounter *self, PyObject *counts, char *word, Py_ssize_t length)
+/* The next term of ASCII text `data[0:length]` from `*at` on, lower-cased into `word`
+ * (`term_of` of each run of at least MIN_TERM letters): its length, or 0 at the text's end.
+ * `*at` is left past it. */
+static Py_ssize_t next_term(const Strings *stopwords, const unsigned char *data,
+                            Py_ssize_t length, Py_ssize_t *at, char *word)
 {
-    length = term_of(&self->stopwords, word, length);
-    if (length == 0) {
-        return 0;
+    Py_ssize_t used = 0;
+    for (; *at <= length; (*at)++) {
+        unsigned char c = *at < length ? data[*at] : 0;
+        if (is_alpha(c)) {
+            word[used++] = (char)(is_upper(c) ? c + 32 : c);
+            continue;
+        }
+        Py_ssize_t size = used >= MIN_TERM ? term_of(stopwords, word, used) : 0;
+        used = 0;
+        if (size > 0) {
+            (*at)++;
+            return size;
+        }
     }
+    return 0;
+}
+
+/* Count one term. */
+static int count_term(PyObject *counts, const char *word, Py_ssize_t length)
+{
     PyObject *term = PyUnicode_FromStringAndSize(word, length);
     if (term == NULL) {
         return -1;
@@ -707,19 +707,13 @@ static PyObject *TermCounter_counts(TermCounter *self, PyObject *text)
         Py_XDECREF(counts);
         return counts == NULL ? NULL : PyErr_NoMemory();
     }
-    Py_ssize_t used = 0;
-    for (Py_ssize_t i = 0; i <= length; i++) {
-        unsigned char c = i < length ? data[i] : 0;
-        if (is_alpha(c)) {
-            word[used++] = (char)(is_upper(c) ? c + 32 : c);
-            continue;
-        }
-        if (used >= MIN_TERM && count_word(self, counts, word, used) < 0) {
+    Py_ssize_t at = 0, size;
+    while ((size = next_term(&self->stopwords, data, length, &at, word)) > 0) {
+        if (count_term(counts, word, size) < 0) {
             PyMem_Free(word);
             Py_DECREF(counts);
             return NULL;
         }
-        used = 0;
     }
     PyMem_Free(word);
     return counts;
@@ -947,18 +941,8 @@ static Py_ssize_t query_terms(const SeedScorer *self, const unsigned char *data,
                               Py_ssize_t length, char *buffer, QueryTerm *terms,
                               Py_ssize_t *table, Py_ssize_t mask)
 {
-    Py_ssize_t distinct = 0, used = 0, end = 0;
-    for (Py_ssize_t i = 0; i <= length; i++) {
-        unsigned char c = i < length ? data[i] : 0;
-        if (is_alpha(c)) {
-            buffer[end + used++] = (char)(is_upper(c) ? c + 32 : c);
-            continue;
-        }
-        Py_ssize_t size = used >= MIN_TERM ? term_of(&self->stopwords, buffer + end, used) : 0;
-        used = 0;
-        if (size == 0) {
-            continue;
-        }
+    Py_ssize_t distinct = 0, end = 0, at = 0, size;
+    while ((size = next_term(&self->stopwords, data, length, &at, buffer + end)) > 0) {
         Py_ssize_t slot = (Py_ssize_t)(string_hash(buffer + end, size) & (uint64_t)mask);
         while (table[slot] >= 0) {
             QueryTerm *seen = &terms[table[slot]];

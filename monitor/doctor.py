@@ -244,16 +244,16 @@ _COMPILED_PARTS = {
     ),
     "matching passes": (
         "monitor._wordscan",
-        "about 2.5 times the CPU per item to match, and 1.4 times to normalise",
+        "about 2.5 times the CPU per item to match, and 1.7 times to normalise",
     ),
 }
 
 
 def check_compiled_parts(stories: bool) -> Check:
     """The optional compiled modules, built at install where a C compiler was at hand: story
-    hashing (`monitor._shinglehash`, when stories are on) and the word passes of matching and
-    language detection (`monitor._wordscan`). Without them the Python paths give the same
-    results, more slowly."""
+    hashing (`monitor._shinglehash`, when stories are on) and the word passes of matching, the
+    seed similarity, language detection and content hashes (`monitor._wordscan`). Without them
+    the Python paths give the same results, more slowly."""
     title = "compiled parts"
     built = {"story hashing": shingles.compiled(), "matching passes": match.compiled()}
     wanted = [part for part in _COMPILED_PARTS if stories or part != "story hashing"]
