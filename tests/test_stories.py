@@ -26,16 +26,19 @@ from monitor.stories import (
     PlacedWindow,
     Prepared,
     StoryRules,
+    alone,
     appeared_at,
     as_array,
     best_candidates,
     choose_story,
     column_of,
     comparable,
+    decide_in_order,
     distinct,
     duplicate_roots,
     fingerprints,
     fingerprints_of,
+    in_company,
     packed,
     plan_batch,
     processing_order,
@@ -306,6 +309,39 @@ def test_plan_batch_sends_exact_duplicates_to_their_root_story() -> None:
     copy = Prepared(8, T0, _prepared(8, {"a", "b", "c"}, T0).fingerprint, duplicate_of=3)
     [d] = plan_batch([copy], {}, {3: 42}, RULES)
     assert (d.story_id, d.duplicate_of, d.similarity) == (42, 3, 1.0)
+
+
+@pytest.mark.parametrize("seed", [3, 11, 29])
+def test_deciding_only_the_items_in_company_changes_no_decision(seed: int) -> None:
+    """`decide_in_order` over the items `in_company` keeps, with `alone` for the rest, gives
+    every item the decision it gets when the whole batch is decided: on random batches with
+    joins to stored items and to earlier batch items, and exact duplicates of both."""
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(200)]
+
+    def words_at() -> tuple[set[str], datetime]:
+        return set(rng.sample(words, rng.randint(3, 12))), T0 + timedelta(hours=rng.random() * 60)
+
+    stored = [_candidate(i, 500 + i, *words_at()) for i in range(80)]
+    batch = [_prepared(i, *words_at()) for i in range(1000, 1300)]
+    ids = [p.item_id for p in batch]
+    roots = {i: rng.choice([*ids[:40], 1, 2, 3]) for i in rng.sample(ids[40:], 60)}
+    batch = [p._replace(duplicate_of=roots.get(p.item_id)) for p in batch]
+    ordered = processing_order(batch)
+    best = best_candidates(ordered, stored, RULES, stop_like=30)
+    duplicate_story = {1: 501, 2: None, 3: 503}
+
+    whole = decide_in_order(ordered, best, duplicate_story)
+    kept = in_company(ordered, best, roots)
+    part = decide_in_order(kept, best, duplicate_story)
+
+    assert len(best) >= 40 and 0 < len(kept) < len(batch)  # the case exercises both sides
+    assert [p.item_id for p in kept] == [p.item_id for p in ordered if p.item_id in part]
+    for p in batch:
+        assert part.get(p.item_id, alone(p)) == whole[p.item_id]
+    assert plan_batch(batch, {0: stored}, duplicate_story, RULES, 30) == [
+        whole[p.item_id] for p in batch
+    ]
 
 
 def test_duplicate_roots_link_by_url_or_hash_to_lowest_id() -> None:

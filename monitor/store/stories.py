@@ -61,6 +61,7 @@ from monitor.stories import (
     best_candidates,
     comparable,
     decide_in_order,
+    in_company,
     processing_order,
     roots_of_pairs,
     shingle_hashes,
@@ -129,26 +130,45 @@ class StoryIndex:
     """
 
     def __init__(self, stop_like: int = STOP_LIKE) -> None:
-        self.window = PlacedWindow(stop_like)
+        self._window = PlacedWindow(stop_like)
         self.floor: datetime | None = None
         self.high_water = 0
         self.staged: dict[int, int] = {}
         #: Items saved since the last assignment, as `assign_pending` would read them back
         #: (recorded after their transaction committed; a missing hint only costs a read).
         self.hints: dict[int, Pending] = {}
+        #: What `stage` was given and has not yet indexed.
+        self._unstaged: list[tuple[Sequence[Pending], Mapping[int, int]]] = []
 
     def __len__(self) -> int:
         return len(self.window)
+
+    @property
+    def window(self) -> PlacedWindow:
+        """The placed items, staged ones included."""
+        self.settle()
+        return self._window
 
     def hint(self, saved: Iterable[Pending]) -> None:
         """Remember committed new items, so assignment need not read them back."""
         self.hints.update((p.item_id, p) for p in saved)
 
-    def stage(self, placed: Iterable[Candidate]) -> None:
-        """Index items just placed (in a transaction not yet committed)."""
-        placed = list(placed)
-        self.window.add(placed)
-        self.staged.update({c.item_id: c.story_id for c in placed if c.story_id is not None})
+    def stage(self, placed: Sequence[Pending], story_of: Mapping[int, int]) -> None:
+        """Index items just placed (in a transaction not yet committed) in the stories
+        `story_of` gives them, on the index's next use (`settle`): that is the next cycle's
+        start in a running monitor (`load_window`, while its first requests are out), and
+        never in a one-off poll, so the cycle's end does not wait for it."""
+        self._unstaged.append((placed, story_of))
+
+    def settle(self) -> None:
+        """Index the items `stage` was given."""
+        unstaged, self._unstaged = self._unstaged, []
+        for placed, story_of in unstaged:
+            entries = [
+                Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.hashes) for p in placed
+            ]
+            self._window.add(entries)
+            self.staged.update((c.item_id, story_of[c.item_id]) for c in entries)
 
 
 #: When a stored item appeared (`monitor.stories.appeared_at`), worked out by the database:
@@ -206,6 +226,7 @@ def _unplaced(rows: Any = items) -> Any:
 def sync_index(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
     """Bring `index` up to date with committed items appeared ≥ `floor` (ids in `exclude`,
     the batch being placed, are left out)."""
+    index.settle()
     if index.floor is None:
         _load(conn, index, floor, exclude)
         return
@@ -225,6 +246,7 @@ def load_window(
     date."""
     if index.floor is None:
         _load(conn, index, now - 2 * StoryRules.from_settings(settings).window, set())
+    index.settle()
 
 
 def _load(conn: Connection, index: StoryIndex, floor: datetime, exclude: set[int]) -> None:
@@ -400,12 +422,17 @@ def _pending(conn: Connection, since: datetime, hints: Mapping[int, Pending]) ->
     """Items without a story first seen since `since`, with their match: from `hints` where
     there is one, else read back (one query per CHUNK ids)."""
     query = select(items.c.id).where(items.c.first_seen_at >= since, _unplaced())
-    ids = sorted(conn.execute(query).scalars().all())  # fetched at once, not row by row
-    out = {i: hints[i] for i in ids if i in hints}
-    missing = [i for i in ids if i not in out]
-    for chunk in _chunks(missing):
-        out.update((p.item_id, p) for p in _read_pending(conn, chunk))
-    return [out[i] for i in ids if i in out]
+    result = conn.execute(query)
+    try:  # the ids straight from the driver, all at once
+        ids = sorted(i for (i,) in result.cursor.fetchall())
+    finally:
+        result.close()
+    found = [hints.get(i) for i in ids]
+    missing = [i for i, p in zip(ids, found, strict=True) if p is None]
+    if not missing:
+        return cast(list[Pending], found)
+    read = {p.item_id: p for chunk in _chunks(missing) for p in _read_pending(conn, chunk)}
+    return [p or read[i] for i, p in zip(ids, found, strict=True) if p or i in read]
 
 
 def _read_pending(conn: Connection, ids: Sequence[int]) -> list[Pending]:
@@ -465,7 +492,7 @@ def _place(
     lower = lower_bound(pending, rules, now)
     stored = [c for c in index.window.entries() if c.appeared_at >= lower]
     ordered = processing_order(pending)  # the records as they are (`Placing`)
-    comparables = [p for p in pending if comparable(p.hashes)]
+    comparables = list(filter(_comparable, pending))
     # The candidates are found (numpy, mostly without the GIL) in a helper thread while
     # this one looks up the exact duplicates (SQLite, without the GIL while it steps).
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-stories") as helper:
@@ -475,13 +502,16 @@ def _place(
         duplicate_story = _story_ids(conn, outside_roots)
         best = found.result()
     rooted = [
-        p._replace(duplicate_of=roots[p.item_id]) if p.item_id in roots else p for p in ordered
+        p._replace(duplicate_of=roots[p.item_id]) if p.item_id in roots else p
+        for p in in_company(ordered, best, roots)
     ]
-    placed = decide_in_order(rooted, best, duplicate_story)
-    story_of = _apply(conn, pending, [placed[p.item_id] for p in pending])
-    index.stage(
-        Candidate(p.item_id, story_of[p.item_id], p.appeared_at, p.hashes) for p in comparables
-    )
+    decided = decide_in_order(rooted, best, duplicate_story)
+    story_of = _apply(conn, pending, decided)
+    index.stage(comparables, story_of)
+
+
+def _comparable(p: Pending) -> bool:
+    return comparable(p.hashes)
 
 
 def lower_bound(batch: Sequence[Pending], rules: StoryRules, now: datetime) -> datetime:
@@ -552,30 +582,41 @@ def _story_ids(conn: Connection, item_ids: Iterable[int]) -> dict[int, int | Non
 
 
 def _apply(
-    conn: Connection, pending: Sequence[Pending], decisions: Sequence[Decision]
+    conn: Connection, pending: Sequence[Pending], decided: Mapping[int, Decision]
 ) -> dict[int, int]:
-    """Write the decisions (one per pending item, in the same order): new stories, merged
-    ones, item links; item id → story id."""
-    keys = [_key(d) for d in decisions]
+    """Write the decisions: new stories, merged ones, item links; item id → story id.
+    `decided` holds the decisions of the items in company (`in_company`); every other
+    pending item starts a story of its own (`alone`), written straight from its record."""
+    lone = [p for p in pending if p.item_id not in decided]
     groups: dict[StoryKey, list[Pending]] = {}
-    for p, key in zip(pending, keys, strict=True):
-        members = groups.get(key)
-        if members is None:
-            groups[key] = [p]
-        else:
-            members.append(p)
-    story_of = _insert_new_stories(conn, groups)
-    story_of.update(_update_old_stories(conn, groups))
-    linked = [
-        (story_of[k], d.duplicate_of, d.item_id) for d, k in zip(decisions, keys, strict=True)
+    for p in pending:
+        if (d := decided.get(p.item_id)) is not None:
+            groups.setdefault(_key(d), []).append(p)
+    new_keys = [k for k in groups if k[0] == "new"]
+    count = len(lone) + len(new_keys)
+    ids = _new_story_ids(conn, count) if count else []
+    lone_ids, group_ids = ids[: len(lone)], ids[len(lone) :]
+    rows = [
+        (story_id, p.item_id, p.appeared_at, p.appeared_at, 1, p.actors, p.topics, p.terms)
+        for story_id, p in zip(lone_ids, lone, strict=True)
     ]
-    _link_items(conn, linked)
-    return {item_id: story for story, _, item_id in linked}
+    rows += [(i, *_aggregate(groups[k])) for k, i in zip(new_keys, group_ids, strict=True)]
+    _insert_new_stories(conn, rows)
+    story_of = dict(zip(new_keys, group_ids, strict=True))
+    story_of.update(_update_old_stories(conn, groups))
+    linked = {p.item_id: story_id for story_id, p in zip(lone_ids, lone, strict=True)}
+    linked.update((p.item_id, story_of[key]) for key, members in groups.items() for p in members)
+    copies = [(d.duplicate_of, i) for i, d in decided.items() if d.duplicate_of is not None]
+    _link_items(conn, linked, copies)
+    return linked
 
 
-def _link_items(conn: Connection, rows: Sequence[tuple[int, int | None, int]]) -> None:
-    """Record (story_id, duplicate_of, item_id): one `item_stories` row per item, and
-    `items.duplicate_of` where there is one (pending items have none yet).
+def _link_items(
+    conn: Connection, story_of: Mapping[int, int], copies: Sequence[tuple[int, int]]
+) -> None:
+    """Record each item's story (item id → story id): one `item_stories` row per item; and
+    (duplicate_of, item_id) in `items.duplicate_of` for the copies (pending items have none
+    yet).
 
     The story goes to its own narrow table: setting a column of the wide `items` rows
     rewrote every page holding a placed item (0.13 s of updates and a 35 MB commit on
@@ -584,8 +625,7 @@ def _link_items(conn: Connection, rows: Sequence[tuple[int, int | None, int]]) -
     foreign-key check per row, so only the copies get it."""
     names = ("item", "story")
     statement = insert(item_stories).values(item_id=bindparam("item"), story_id=bindparam("story"))
-    executemany(conn, statement, names, [(i, s) for s, _, i in rows])
-    copies = [(d, i) for _, d, i in rows if d is not None]
+    executemany(conn, statement, names, list(story_of.items()))
     marked = update(items).where(items.c.id == bindparam("id"))
     executemany(conn, marked.values(duplicate_of=bindparam("dup")), ("dup", "id"), copies)
 
@@ -612,10 +652,6 @@ _STORY_COLUMNS = (
 def _aggregate(members: Sequence[Pending]) -> tuple[Any, ...]:
     """Story columns (`_STORY_COLUMNS`) computed from a group of new members
     (representative: the earliest); the JSON lists as tuples (hashable: `executemany`)."""
-    if len(members) == 1:  # most stories, in a cold cycle; its lists are sorted already
-        [only] = members
-        at = only.appeared_at
-        return (only.item_id, at, at, 1, only.actors, only.topics, only.terms)
     first = min(members, key=lambda p: (p.appeared_at, p.item_id))
     return (
         first.item_id,
@@ -634,18 +670,13 @@ def canonical(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(values)))
 
 
-def _insert_new_stories(
-    conn: Connection, groups: Mapping[StoryKey, list[Pending]]
-) -> dict[StoryKey, int]:
-    keys = [k for k in groups if k[0] == "new"]
-    if not keys:
-        return {}
-    ids = _new_story_ids(conn, len(keys))
+def _insert_new_stories(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert story rows: the id, then `_STORY_COLUMNS`."""
+    if not rows:
+        return
     names = ("id", *_STORY_COLUMNS)
-    rows = [(story_id, *_aggregate(groups[k])) for k, story_id in zip(keys, ids, strict=True)]
     statement = insert(stories).values({n: bindparam(n) for n in names})
     _write_story_rows(conn, statement, names, rows, {n: stories.c[n].type for n in names})
-    return dict(zip(keys, ids, strict=True))
 
 
 def _write_story_rows(
