@@ -11,9 +11,11 @@ after a crash), in one transaction:
     → exact duplicates by canonical URL / content hash      (one self-join per key), while
       best_candidates finds each item's best candidate     (pure, monitor.stories; in a
                                                               helper thread, for the numpy)
-    → decide_in_order decides join-or-start for each item  (pure, monitor.stories)
+    → decide_in_order decides join-or-start for the items   (pure, monitor.stories; only
+      in company; every other item starts its own story      the few `in_company` keeps)
     → insert new stories, update touched ones, link items   (executemany)
-    → stage the placed items in the StoryIndex              (confirmed at the next call)
+    → stage the placed items in the StoryIndex              (indexed on its next use,
+                                                              confirmed at the next call)
 
 The database stays the truth: the index holds only what `items` says (the stored shingle
 hashes, or hashes taken again from title and summary), so a restart rebuilds it and a
