@@ -79,15 +79,9 @@ _RFC822_UTC_RE = re.compile(
 _ISO_UTC_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:Z|\+00:00)")
 
 
-def parse_date(text: str) -> time.struct_time | None:
-    """feedparser's date reading, with the two common UTC spellings done directly."""
-    moment = _common_utc(text)
-    return moment.utctimetuple() if moment is not None else _parse_date(text)
-
-
 def parse_moment(text: str) -> datetime | None:
-    """`utc_datetime(parse_date(text))`, the date parse.py makes of feedparser's: the two
-    common UTC spellings are read straight into a datetime. Through a struct_time (made in
+    """The date parse.py makes of feedparser's reading of `text` (`utc_datetime`), with the
+    two common UTC spellings read straight into a datetime. Through a struct_time (made in
     Python by `utctimetuple`, and read back by `calendar.timegm`), dates were a tenth of
     this reader's time on the bench's feeds."""
     moment = _common_utc(text)

@@ -494,7 +494,7 @@ def _place(
     lower = lower_bound(pending, rules, now)
     stored = [c for c in index.window.entries() if c.appeared_at >= lower]
     ordered = processing_order(pending)  # the records as they are (`Placing`)
-    comparables = list(filter(_comparable, pending))
+    comparables = [p for p in pending if comparable(p.hashes)]
     # The candidates are found (numpy, mostly without the GIL) in a helper thread while
     # this one looks up the exact duplicates (SQLite, without the GIL while it steps).
     with ThreadPoolExecutor(1, thread_name_prefix="monitor-stories") as helper:
@@ -510,10 +510,6 @@ def _place(
     decided = decide_in_order(rooted, best, duplicate_story)
     story_of = _apply(conn, pending, decided)
     index.stage(comparables, story_of)
-
-
-def _comparable(p: Pending) -> bool:
-    return comparable(p.hashes)
 
 
 def lower_bound(batch: Sequence[Pending], rules: StoryRules, now: datetime) -> datetime:
