@@ -255,7 +255,7 @@ def test_any_sequence_of_polls_stores_each_item_once(
 
 
 def test_migrating_twice_changes_nothing(engine: Engine) -> None:
-    assert upgrade(engine) == "0006"
+    assert upgrade(engine) == "0007"
     require_current(engine)
 
 
@@ -476,7 +476,7 @@ def test_the_time_text_migration_rewrites_the_old_forms(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn, conn:
         for statement in old_forms:
             conn.execute(statement)
-    assert upgrade(engine) == "0006"
+    assert upgrade(engine) == "0007"
     engine.dispose()
     times = stored_times(path)
     assert sorted(times["items.published_at"]) == [
@@ -509,7 +509,7 @@ def test_the_story_hashes_migration_goes_down_and_up_again(engine: Engine) -> No
     with engine.begin() as conn:
         command.downgrade(_alembic_config(conn), "0002")
     assert "story_words" in item_columns() and "story_hashes" not in item_columns()
-    assert upgrade(engine) == "0006"
+    assert upgrade(engine) == "0007"
     assert "story_hashes" in item_columns() and "story_words" not in item_columns()
 
 
@@ -781,7 +781,7 @@ def test_revision_0006_keeps_the_low_32_bits_of_each_stored_hash(db_url: str) ->
                 conn.execute(
                     insert_old, {**values, "identity": identity, "key": identity, "hashes": hashes}
                 )
-        assert upgrade(engine) == "0006"
+        assert upgrade(engine) == "0007"
         stored = select(items.c.identity, items.c.story_hashes).order_by(items.c.id)
         with engine.connect() as conn:
             assert dict(map(tuple, conn.execute(stored))) == {"old": packed(kept), "bare": None}
@@ -845,7 +845,7 @@ def test_a_database_at_revision_0001_with_items_upgrades_and_places_them(db_url:
     )
     engine = make_engine(db_url)
     try:
-        assert upgrade(engine) == "0006"
+        assert upgrade(engine) == "0007"
         storage = Storage(engine, StoriesSettings())
         rewrite = item("new", "Istanbul talks on prisoner exchange resume, delegations say")
         storage.save_items(1, [rewrite], [None], NOW)
@@ -886,7 +886,7 @@ def test_revision_0005_moves_each_items_story_to_item_stories_and_back(db_url: s
     _at_revision(db_url, "0004", story, *members)
     engine = make_engine(db_url)
     try:
-        assert upgrade(engine) == "0006"
+        assert upgrade(engine) == "0007"
         with engine.connect() as conn:
             assert sorted(map(tuple, conn.execute(select(item_stories)))) == [(1, 7), (2, 7)]
             assert (
@@ -906,3 +906,42 @@ def test_revision_0005_moves_each_items_story_to_item_stories_and_back(db_url: s
             assert list(map(tuple, restored)) == [(1, 7), (2, 7), (3, None)]
     finally:
         engine.dispose()
+
+
+def test_a_reading_connection_reads_the_committed_rows_beside_a_writer(db_url: str) -> None:
+    """`reading` neither waits for the write lock (SQLite's writers take it as they begin)
+    nor sees what the writer has not committed."""
+    from monitor.store.engine import reading
+
+    engine = make_engine(db_url, busy_timeout_s=0.5)
+    try:
+        upgrade(engine)
+        count = select(func.count()).select_from(cycles)
+        with engine.begin() as writer:
+            item_rows.start_cycle(writer, datetime(2025, 6, 3, tzinfo=UTC), None)
+            with reading(engine) as reader:  # a wait for the lock would fail after 0.5 s
+                assert reader.execute(count).scalar_one() == 0
+        with reading(engine) as reader:
+            assert reader.execute(count).scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def test_the_references_to_a_deleted_story_are_found_by_index(engine: Engine) -> None:
+    """Deleting a story checks each table that refers to it: by an index in each (the
+    retired `items.story_id` by an index of its non-NULL values, which holds none)."""
+    checks = {
+        "items": "ix_items_retired_story_id",
+        "story_deliveries": "ix_story_deliveries_story_id",
+    }
+    with engine.connect() as conn:
+        for table, index in checks.items():
+            lookup = f"SELECT 1 FROM {table} WHERE story_id = "
+            if engine.dialect.name == "sqlite":
+                plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {lookup} ?", (1,)).all()
+            else:  # the plan of PostgreSQL's reference check, kept for any story id
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+                conn.exec_driver_sql(f"PREPARE check_{table} (bigint) AS {lookup} $1")
+                plan = conn.exec_driver_sql(f"EXPLAIN EXECUTE check_{table}(1)").all()
+            assert index in " ".join(str(r) for r in plan), plan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -498,3 +499,61 @@ def test_a_story_of_one_item_lists_its_actors_and_terms_sorted_and_once(
     assert row.item_count == 1
     assert row.actors == ["lavrov", "zelensky"]
     assert row.terms == ["istanbul talks", "truce"]
+
+
+def _filler(rng: random.Random, n: int, at: datetime) -> Item:
+    """An item of made-up words that nothing else shares: a story of its own."""
+    words = " ".join(f"{rng.choice('bcdfgklmnprstvz')}{rng.randrange(10**6)}q" for _ in range(14))
+    return make_item(f"f{n}", (f"Bulletin {words[:40]}", words), at)
+
+
+@pytest.mark.parametrize("one_connection", [False, True], ids=["reader-beside", "one-connection"])
+def test_items_moved_out_of_their_own_stories_leave_none_empty(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, one_connection: bool
+) -> None:
+    """Every new item is first written in a story of its own; those that join a stored
+    story, an earlier item's new story or an exact duplicate's are moved, and the stories
+    they leave are deleted. Whether the duplicates are read beside the writes (a second
+    connection) or after them, the stories are the same and each holds exactly its members."""
+    if one_connection:
+        monkeypatch.setattr("monitor.store.stories.reads_beside_a_writer", lambda _: False)
+    rng = random.Random(7)
+    [a] = store(engine, "Wire", [make_item("a", TALKS_A, T0)], T0, actors=("lavrov",))
+    at = T0 + timedelta(hours=1)
+    retitled = ("Andalusia on red alert: Seville passes 44C in heatwave", WEATHER[1])
+    batch = [
+        _filler(rng, 0, at),
+        make_item("b1", TALKS_B, at),
+        make_item("w1", WEATHER, at, url="https://daily.example/heat"),
+        _filler(rng, 1, at),
+        make_item("b2", TALKS_B, at + timedelta(minutes=10), url="https://mirror.example/b2"),
+        make_item("w2", retitled, at + timedelta(minutes=20), url="https://daily.example/heat"),
+        make_item("l1", LAVROV_LATER, T0 + timedelta(hours=27)),  # another subject, later
+        make_item("b3", TALKS_B, at + timedelta(minutes=30), url="https://copy.example/b3"),
+        *(_filler(rng, n, at) for n in range(2, 12)),
+    ]
+    ids = insert_batch(engine, "Daily", batch, actors=("ukraine",))
+    with engine.begin() as conn:
+        assert assign_pending(conn, StoryIndex(), SETTINGS, T0 + timedelta(hours=28)) == len(batch)
+    got = {i.identity: p for i, p in zip(batch, placed(engine, ids), strict=True)}
+
+    talks = {got[k].story_id for k in ("b1", "b2", "b3")}
+    assert talks == {a.story_id}
+    assert (got["b2"].duplicate_of, got["b3"].duplicate_of) == (got["b1"].item_id,) * 2
+    assert got["w2"].story_id == got["w1"].story_id and got["w1"].new_story
+    assert got["w2"].duplicate_of == got["w1"].item_id  # the same URL, re-titled
+    alone = [got[k] for k in got if k.startswith("f") or k == "l1"]
+    assert all(p.new_story for p in alone)
+    assert len({p.story_id for p in alone}) == len(alone) == 13
+    with engine.connect() as conn:
+        members = dict(
+            conn.execute(
+                select(item_stories.c.story_id, func.count()).group_by(item_stories.c.story_id)
+            ).all()
+        )
+        counts = dict(conn.execute(select(stories.c.id, stories.c.item_count)).all())
+        assert counts == members, "a story without members, or a wrong count"
+        assert counts[a.story_id] == 4 and counts[got["w1"].story_id] == 2
+        story = get_story(conn, a.story_id)
+        assert story is not None and story.actors == ("lavrov", "ukraine")
+        assert story.last_seen_at == at + timedelta(minutes=30)

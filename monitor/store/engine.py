@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.errors import StorageError
+from monitor.store.wal import keeps_a_log
 
 #: WAL pages after which a commit on SQLite copies the log into the database file itself
 #: (SQLite's default is 1,000, about 4 MB). During a cycle a thread of its own does that
@@ -23,6 +24,10 @@ WAL_CHECKPOINT_PAGES = 8000
 PAGE_SIZE = 8192
 #: Bytes the WAL file is cut back to once copied (it would otherwise keep its largest size).
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+#: Execution option of the connections `reading` opens.
+READ_ONLY = "monitor_read_only"
 
 
 def normalise_url(url: str) -> str:
@@ -71,7 +76,24 @@ def _sqlite_engine(url: str, database: str | None, busy_timeout_s: float) -> Eng
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front: no deadlock when two writers upgrade.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE takes the write lock up front: no deadlock when two writers upgrade. A
+        # connection opened by `reading` never writes, so it must not wait for that lock.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def reads_beside_a_writer(engine: Engine) -> bool:
+    """Whether another connection of `engine` can read committed rows while one writes:
+    PostgreSQL, or an SQLite file (WAL); not an in-memory SQLite database, which each
+    connection of the pool sees apart."""
+    return engine.dialect.name == "postgresql" or keeps_a_log(engine)
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection of `engine` for reads only: on SQLite its transactions begin DEFERRED,
+    so it reads the last committed state beside a writer holding the write lock."""
+    return engine.connect().execution_options(**{READ_ONLY: True})

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -177,6 +178,14 @@ items = Table(
     Index("ix_items_first_seen_at", "first_seen_at"),
     Index("ix_items_url", "url"),
     Index("ix_items_content_hash", "content_hash"),
+    #: Empty (the column is always NULL), but it answers the check that a deleted story
+    #: has no item referring to it here, which read every item without it (revision 0007).
+    Index(
+        "ix_items_retired_story_id",
+        "retired_story_id",
+        sqlite_where=text("story_id IS NOT NULL"),
+        postgresql_where=text("story_id IS NOT NULL"),
+    ),
 )
 
 matches = Table(
@@ -266,6 +275,8 @@ story_deliveries = Table(
     Column("topics", JSON, nullable=False),
     Column("terms", JSON, nullable=False),
     Column("item_count", Integer, nullable=False),
+    #: For the reference check when a story is deleted (revision 0007).
+    Index("ix_story_deliveries_story_id", "story_id"),
 )
 
 cycles = Table(

@@ -8,12 +8,16 @@ after a crash), in one transaction:
          read back only for items without one)
     → bring the in-memory StoryIndex up to date            (first use: load the window; then
                                                               one primary-key range query)
-    → exact duplicates by canonical URL / content hash      (one self-join per key), while
-      best_candidates finds each item's best candidate     (pure, monitor.stories; in a
-                                                              helper thread, for the numpy)
+    → every pending item starts a story of its own,         (executemany: story rows, links)
+      while best_candidates finds each item's best          (pure, monitor.stories; numpy, in
+      candidate                                              a helper thread)
+      and the exact duplicates are looked up by URL /       (one self-join per key, in another
+      content hash                                           helper, by a second connection
+                                                             that reads what is committed)
     → decide_in_order decides join-or-start for the items   (pure, monitor.stories; only
-      in company; every other item starts its own story      the few `in_company` keeps)
-    → insert new stories, update touched ones, link items   (executemany)
+      in company                                             the few `in_company` keeps)
+    → move the items that join another story there,         (`_regroup`: nothing to do for
+      delete the stories they left, rewrite the rest         a batch of lone items)
     → stage the placed items in the StoryIndex              (indexed on its next use,
                                                               confirmed at the next call)
 
@@ -34,10 +38,12 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Connection,
+    Engine,
     Select,
     and_,
     bindparam,
     case,
+    delete,
     exists,
     func,
     insert,
@@ -52,6 +58,7 @@ from monitor.errors import StorageError
 from monitor.settings import StoriesSettings
 from monitor.shingles import story_shingles
 from monitor.store.bulk import executemany
+from monitor.store.engine import reading, reads_beside_a_writer
 from monitor.store.schema import UtcDateTime, feeds, item_stories, items, matches, stories
 from monitor.stories import (
     STOP_LIKE,
@@ -495,21 +502,28 @@ def _place(
     stored = [c for c in index.window.entries() if c.appeared_at >= lower]
     ordered = processing_order(pending)  # the records as they are (`Placing`)
     comparables = [p for p in pending if comparable(p.hashes)]
-    # The candidates are found (numpy, mostly without the GIL) in a helper thread while
-    # this one looks up the exact duplicates (SQLite, without the GIL while it steps).
-    with ThreadPoolExecutor(1, thread_name_prefix="monitor-stories") as helper:
-        found = helper.submit(best_candidates, ordered, stored, rules, index.window.stop_like)
-        roots = _duplicate_roots(conn, pending, {p.item_id for p in comparables})
-        outside_roots = {r for r in roots.values() if r not in batch_ids}
-        duplicate_story = _story_ids(conn, outside_roots)
+    linkable = {p.item_id for p in comparables}
+    # Every item is first written in a story of its own, as nearly all stay; meanwhile
+    # helper threads find the candidates (numpy, mostly without the GIL) and the exact
+    # duplicates (by a second connection, which reads the committed items while this one
+    # writes; SQLite steps without the GIL). The few items that join another story are then
+    # moved (`_regroup`).
+    with ThreadPoolExecutor(2, thread_name_prefix="monitor-stories") as helpers:
+        found = helpers.submit(best_candidates, ordered, stored, rules, index.window.stop_like)
+        if reads_beside_a_writer(conn.engine):
+            duplicates = helpers.submit(_read_duplicates, conn.engine, pending, linkable)
+            own = _start_alone(conn, pending)
+            roots, duplicate_story = duplicates.result()
+        else:  # one connection (an in-memory database): one thing after the other
+            roots, duplicate_story = _exact_duplicates(conn, pending, linkable)
+            own = _start_alone(conn, pending)
         best = found.result()
     rooted = [
         p._replace(duplicate_of=roots[p.item_id]) if p.item_id in roots else p
         for p in in_company(ordered, best, roots)
     ]
     decided = decide_in_order(rooted, best, duplicate_story)
-    story_of = _apply(conn, pending, decided)
-    index.stage(comparables, story_of)
+    index.stage(comparables, _regroup(conn, rooted, decided, own))
 
 
 def lower_bound(batch: Sequence[Pending], rules: StoryRules, now: datetime) -> datetime:
@@ -531,6 +545,24 @@ def _chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield chunk
 
 
+def _read_duplicates(
+    engine: Engine, pending: Sequence[Pending], comparable: set[int]
+) -> tuple[dict[int, int], dict[int, int | None]]:
+    """`_exact_duplicates` through a connection of its own (`reading`)."""
+    with reading(engine) as reader:
+        return _exact_duplicates(reader, pending, comparable)
+
+
+def _exact_duplicates(
+    conn: Connection, pending: Sequence[Pending], comparable: set[int]
+) -> tuple[dict[int, int], dict[int, int | None]]:
+    """The exact-duplicate root of each pending item that has one (`_duplicate_roots`),
+    and the story of each root outside the batch (None: it has none)."""
+    roots = _duplicate_roots(conn, pending, comparable)
+    batch_ids = {p.item_id for p in pending}
+    return roots, _story_ids(conn, {r for r in roots.values() if r not in batch_ids})
+
+
 def _duplicate_roots(
     conn: Connection, pending: Sequence[Pending], comparable: set[int]
 ) -> dict[int, int]:
@@ -538,9 +570,11 @@ def _duplicate_roots(
 
     One self-join per key finds, for every item without a story in the id range of the
     pending ones (nearly always just them: the newest items), the other items sharing its
-    key; only those pairs are read, so a cycle without duplicates reads nothing. Content
-    hashes of items too short to compare are ignored (a bare "Live updates" title is not a
-    duplicate): only ids in `comparable` are linked by content hash."""
+    key; only those pairs are read, so a cycle without duplicates reads nothing. So it runs
+    before the pending items get their own stories (`_start_alone`), or beside that, on
+    another connection, which sees only what is committed. Content hashes of items too
+    short to compare are ignored (a bare "Live updates" title is not a duplicate): only ids
+    in `comparable` are linked by content hash."""
     if not pending:
         return {}
     wanted = {p.item_id for p in pending}
@@ -579,53 +613,72 @@ def _story_ids(conn: Connection, item_ids: Iterable[int]) -> dict[int, int | Non
     return out
 
 
-def _apply(
-    conn: Connection, pending: Sequence[Pending], decided: Mapping[int, Decision]
-) -> dict[int, int]:
-    """Write the decisions: new stories, merged ones, item links; item id → story id.
-    `decided` holds the decisions of the items in company (`in_company`); every other
-    pending item starts a story of its own (`alone`), written straight from its record."""
-    lone = [p for p in pending if p.item_id not in decided]
-    groups: dict[StoryKey, list[Pending]] = {}
-    for p in pending:
-        if (d := decided.get(p.item_id)) is not None:
-            groups.setdefault(_key(d), []).append(p)
-    new_keys = [k for k in groups if k[0] == "new"]
-    count = len(lone) + len(new_keys)
-    ids = _new_story_ids(conn, count) if count else []
-    lone_ids, group_ids = ids[: len(lone)], ids[len(lone) :]
+def _start_alone(conn: Connection, pending: Sequence[Pending]) -> dict[int, int]:
+    """Give every pending item a story of its own, written straight from its record (new
+    story ids in item order); item id → story id."""
+    ids = _new_story_ids(conn, len(pending))
     rows = [
         (story_id, p.item_id, p.appeared_at, p.appeared_at, 1, p.actors, p.topics, p.terms)
-        for story_id, p in zip(lone_ids, lone, strict=True)
+        for story_id, p in zip(ids, pending, strict=True)
     ]
-    rows += [(i, *_aggregate(groups[k])) for k, i in zip(new_keys, group_ids, strict=True)]
     _insert_new_stories(conn, rows)
-    story_of = dict(zip(new_keys, group_ids, strict=True))
-    story_of.update(_update_old_stories(conn, groups))
-    linked = {p.item_id: story_id for story_id, p in zip(lone_ids, lone, strict=True)}
-    linked.update((p.item_id, story_of[key]) for key, members in groups.items() for p in members)
+    own = {p.item_id: story_id for story_id, p in zip(ids, pending, strict=True)}
+    _link_items(conn, own)
+    return own
+
+
+def _regroup(
+    conn: Connection,
+    rooted: Sequence[Pending],
+    decided: Mapping[int, Decision],
+    own: Mapping[int, int],
+) -> dict[int, int]:
+    """Carry out the decisions of the items in company (`rooted`: their records, with
+    their duplicate roots) over the stories of their own `_start_alone` gave every item;
+    item id → story id, for every item.
+
+    A story started in the batch keeps the id of its first item's own story, rewritten for
+    all its members; an item that joins a stored story or another item's is moved there
+    and the story of its own, now empty, deleted; copies get their `duplicate_of`."""
+    story_of = dict(own)
+    groups: dict[StoryKey, list[Pending]] = {}
+    for p in rooted:
+        groups.setdefault(_key(decided[p.item_id]), []).append(p)
+    started = {k: members for k, members in groups.items() if k[0] == "new"}
+    rows = [(*_aggregate(m), own[k[1]]) for k, m in started.items() if len(m) > 1]
+    rows += _merged_rows(conn, {k[1]: m for k, m in groups.items() if k[0] == "stored"})
+    _rewrite_stories(conn, rows)
+    for key, members in groups.items():
+        target = own[key[1]] if key[0] == "new" else key[1]
+        story_of.update((p.item_id, target) for p in members)
+    moved = [(story_of[i], i) for i in (p.item_id for p in rooted) if story_of[i] != own[i]]
+    _move_items(conn, moved, [own[i] for _, i in moved])
+    # Only the copies: on SQLite, assigning the self-referencing `duplicate_of` at all, even
+    # NULL over NULL, costs a foreign-key check per row.
     copies = [(d.duplicate_of, i) for i, d in decided.items() if d.duplicate_of is not None]
-    _link_items(conn, linked, copies)
-    return linked
+    marked = update(items).where(items.c.id == bindparam("id"))
+    executemany(conn, marked.values(duplicate_of=bindparam("dup")), ("dup", "id"), copies)
+    return story_of
 
 
-def _link_items(
-    conn: Connection, story_of: Mapping[int, int], copies: Sequence[tuple[int, int]]
-) -> None:
-    """Record each item's story (item id → story id): one `item_stories` row per item; and
-    (duplicate_of, item_id) in `items.duplicate_of` for the copies (pending items have none
-    yet).
+def _move_items(conn: Connection, moved: Sequence[tuple[int, int]], emptied: Sequence[int]) -> None:
+    """Point each (story id, item id) of `moved` at its new story, then delete the stories
+    they left (`emptied`: each held just its one item)."""
+    relink = update(item_stories).where(item_stories.c.item_id == bindparam("item"))
+    executemany(conn, relink.values(story_id=bindparam("story")), ("story", "item"), moved)
+    for chunk in _chunks(emptied):
+        conn.execute(delete(stories).where(stories.c.id.in_(chunk)))
+
+
+def _link_items(conn: Connection, story_of: Mapping[int, int]) -> None:
+    """Record each item's story (item id → story id): one `item_stories` row per item.
 
     The story goes to its own narrow table: setting a column of the wide `items` rows
     rewrote every page holding a placed item (0.13 s of updates and a 35 MB commit on
-    SQLite for a cold cycle's 29,550 items, against 0.02-0.04 s and 1.7 MB). On SQLite,
-    assigning the self-referencing `duplicate_of` at all, even NULL over NULL, costs a
-    foreign-key check per row, so only the copies get it."""
+    SQLite for a cold cycle's 29,550 items, against 0.02-0.04 s and 1.7 MB)."""
     names = ("item", "story")
     statement = insert(item_stories).values(item_id=bindparam("item"), story_id=bindparam("story"))
     executemany(conn, statement, names, list(story_of.items()))
-    marked = update(items).where(items.c.id == bindparam("id"))
-    executemany(conn, marked.values(duplicate_of=bindparam("dup")), ("dup", "id"), copies)
 
 
 def _key(d: Decision) -> StoryKey:
@@ -708,21 +761,26 @@ def _new_story_ids(conn: Connection, count: int) -> list[int]:
     return list(range(int(top) + 1, int(top) + 1 + count))
 
 
-def _update_old_stories(
-    conn: Connection, groups: Mapping[StoryKey, list[Pending]]
-) -> dict[StoryKey, int]:
-    ids = [k[1] for k in groups if k[0] == "stored"]
-    if not ids:
-        return {}
+def _merged_rows(
+    conn: Connection, joined: Mapping[int, Sequence[Pending]]
+) -> list[tuple[Any, ...]]:
+    """For stored stories (story id → the new items that join it): their columns
+    (`_STORY_COLUMNS`) with the new members merged in, then the id."""
     current = {}
-    for chunk in _chunks(ids):
+    for chunk in _chunks(sorted(joined)):
         current.update(
             {r.id: r for r in conn.execute(select(stories).where(stories.c.id.in_(chunk)))}
         )
-    rows = [
-        (*_merged(current[story_id], _aggregate(groups[("stored", story_id)])), story_id)
-        for story_id in ids
+    return [
+        (*_merged(current[story_id], _aggregate(members)), story_id)
+        for story_id, members in joined.items()
     ]
+
+
+def _rewrite_stories(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Set `_STORY_COLUMNS` of stored stories: each row holds them, then the story id."""
+    if not rows:
+        return
     names = tuple(f"b_{c}" for c in (*_STORY_COLUMNS, "id"))
     statement = (
         update(stories)
@@ -732,7 +790,6 @@ def _update_old_stories(
     _write_story_rows(
         conn, statement, names, rows, {f"b_{c}": stories.c[c].type for c in _STORY_COLUMNS}
     )
-    return {("stored", i): i for i in ids}
 
 
 def _merged(row: Any, added: Sequence[Any]) -> tuple[Any, ...]:
