@@ -146,35 +146,58 @@ def cold(
 ) -> tuple[Row, Row, Primed]:
     """Every feed new: fetch, parse, normalise, dedupe, match, store, cluster stories; and the
     same cycle with story clustering off (ours only), so what clustering adds is measured.
-    The first run's databases become the starting point of the steady scenario."""
+    The first run's databases become the starting point of the steady scenario.
+
+    Our run with clustering sits between the other two of its round, so it shares the
+    machine's state of the moment with both it is divided by; the order turns round every
+    other round (off, ours, reader; then reader, ours, off), so that neither comparison
+    always has the same side first."""
     row, no_stories = Row(label), Row(f"{label}, story clustering off")
     server.set_state(0)
     for n in range(runs):
-        work = fresh(tmp, f"{label}-ours-{n}")
-        row.ours.append(sample(server, ours_args(server, feeds, work)))
-        log(f"{label} ours run {n + 1}: {row.ours[-1].wall_s:.2f} s")
-        work_r = fresh(tmp, f"{label}-reader-{n}")
-        row.reader.append(sample(server, reader_args(server, feeds, work_r)))
-        log(f"{label} reader run {n + 1}: {row.reader[-1].wall_s:.2f} s")
-        if not clustering:
-            continue
-        work_n = fresh(tmp, f"{label}-ours-no-stories-{n}")
-        no_stories.ours.append(sample(server, ours_args(server, feeds, work_n, "--no-stories")))
-        log(f"{label} ours without stories run {n + 1}: {no_stories.ours[-1].wall_s:.2f} s")
+        steps = [_cold_off, _cold_on, _cold_reader]
+        for step in steps if n % 2 == 0 else reversed(steps):
+            if clustering or step is not _cold_off:
+                step(server, feeds, tmp, label, n, row, no_stories)
     if not clustering:
         return row, no_stories, _primed(tmp, label)
     no_stories.note = clustering_note(row.ours, no_stories.ours)
     return row, no_stories, _primed(tmp, label)
 
 
+def _cold_on(
+    server: ServerProcess, feeds: int, tmp: Path, label: str, n: int, row: Row, _: Row
+) -> None:
+    work = fresh(tmp, f"{label}-ours-{n}")
+    row.ours.append(sample(server, ours_args(server, feeds, work)))
+    log(f"{label} ours run {n + 1}: {row.ours[-1].wall_s:.2f} s")
+
+
+def _cold_reader(
+    server: ServerProcess, feeds: int, tmp: Path, label: str, n: int, row: Row, _: Row
+) -> None:
+    work = fresh(tmp, f"{label}-reader-{n}")
+    row.reader.append(sample(server, reader_args(server, feeds, work)))
+    log(f"{label} reader run {n + 1}: {row.reader[-1].wall_s:.2f} s")
+
+
+def _cold_off(
+    server: ServerProcess, feeds: int, tmp: Path, label: str, n: int, _: Row, off: Row
+) -> None:
+    work = fresh(tmp, f"{label}-ours-no-stories-{n}")
+    off.ours.append(sample(server, ours_args(server, feeds, work, "--no-stories")))
+    log(f"{label} ours without stories run {n + 1}: {off.ours[-1].wall_s:.2f} s")
+
+
 def clustering_note(on: Sequence[Sample], off: Sequence[Sample]) -> str:
-    """What clustering adds, from the medians, and run by run (runs on and off alternate, so
-    each pair shared the machine's state of the moment)."""
+    """What clustering adds: from the medians, and round by round (each round's runs with
+    and without clustering ran one right after the other), with the median of those."""
     added = med(on, lambda s: s.wall_s) / med(off, lambda s: s.wall_s) - 1
     note = f"story clustering adds {added:.0%} to the cold cycle's wall time"
     if len(on) > 1:
-        pairs = " / ".join(f"{a.wall_s / b.wall_s - 1:.0%}" for a, b in zip(on, off, strict=True))
-        note += f" (run by run: {pairs})"
+        pairs = [a.wall_s / b.wall_s - 1 for a, b in zip(on, off, strict=True)]
+        listed = " / ".join(f"{p:.0%}" for p in pairs)
+        note += f" (round by round: {listed}; their median {statistics.median(pairs):.0%})"
     return note
 
 
@@ -304,7 +327,7 @@ def notes(rows: Sequence[Row]) -> str:
 
 def _walls(row: Row) -> str:
     """Each run's wall time, ours then reader's: how far apart the runs behind a median were;
-    and with several runs of both, the ratio run by run (each of ours ran right before the
+    and with several runs of both, the ratio run by run (each of ours ran right next to the
     reader run it is divided by, so the pair shared the machine's speed of the moment)."""
     ours = " / ".join(f"{s.wall_s:.2f}" for s in row.ours)
     reader = " / ".join(f"{s.wall_s:.2f}" for s in row.reader)

@@ -103,7 +103,7 @@ def test_unknown_feed_is_404(port: int) -> None:
     assert _get(port, "/f/999").status == 404
 
 
-def test_notes_give_each_run_and_what_clustering_adds_run_by_run() -> None:
+def test_notes_give_each_run_and_what_clustering_adds_round_by_round() -> None:
     import run as bench_run
 
     def sample(wall: float) -> bench_run.Sample:
@@ -113,7 +113,7 @@ def test_notes_give_each_run_and_what_clustering_adds_run_by_run() -> None:
     off = [sample(5.0), sample(5.0), sample(6.0)]
     note = bench_run.clustering_note(on, off)
     assert note.startswith("story clustering adds 32% ")  # medians 6.6 against 5.0
-    assert note.endswith("(run by run: 20% / 50% / 10%)")
+    assert note.endswith("(round by round: 20% / 50% / 10%; their median 20%)")
     cold = bench_run.Row("1. cold", ours=on, reader=[sample(10.0), sample(9.5), sample(11.0)])
     assert (
         "wall s by run: ours 6.00 / 7.50 / 6.60, reader 10.00 / 9.50 / 11.00; "
@@ -124,3 +124,32 @@ def test_notes_give_each_run_and_what_clustering_adds_run_by_run() -> None:
     assert bench_run.clustering_note(on[:1], off[:1]) == (
         "story clustering adds 20% to the cold cycle's wall time"
     )
+
+
+def test_each_cold_round_runs_ours_between_the_runs_it_is_divided_by(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our cold run with clustering sits between its round's run without clustering and
+    reader's, in an order that turns round every other round."""
+    import run as bench_run
+
+    order: list[str] = []
+
+    def fake_sample(_server: object, args: list[str]) -> bench_run.Sample:
+        side = "reader" if args[0] == "reader" else "off" if "--no-stories" in args else "on"
+        order.append(side)
+        return bench_run.Sample(wall_s=1.0, cpu_s=1.0, items=1, peak_mb=1.0)
+
+    class FakeServer:
+        base = "http://127.0.0.1:1"
+
+        def set_state(self, _state: int) -> int:
+            return 0
+
+    monkeypatch.setattr(bench_run, "sample", fake_sample)
+    row, off, _ = bench_run.cold(FakeServer(), 3, 3, tmp_path, "1. cold", clustering=True)  # type: ignore[arg-type]
+    assert order == ["off", "on", "reader", "reader", "on", "off", "off", "on", "reader"]
+    assert (len(row.ours), len(row.reader), len(off.ours)) == (3, 3, 3)
+    order.clear()
+    bench_run.cold(FakeServer(), 3, 2, tmp_path, "1. cold", clustering=False)  # type: ignore[arg-type]
+    assert order == ["on", "reader", "reader", "on"]
