@@ -413,6 +413,10 @@ def assign_pending(
     Older items without a story (stored while stories were disabled, or before they
     existed) are left alone: they could only join stories that have closed. Running it
     twice places nothing the second time. `index` is the caller's kept `StoryIndex`.
+
+    The items must have been committed before (as `Storage.save_items` does): their exact
+    duplicates are looked up through a second connection, which sees only what is
+    committed.
     """
     rules = StoryRules.from_settings(settings)
     since = now - rules.window
