@@ -154,39 +154,40 @@ def cold(
     always has the same side first."""
     row, no_stories = Row(label), Row(f"{label}, story clustering off")
     server.set_state(0)
+    sides = ["off", "on", "reader"] if clustering else ["on", "reader"]
     for n in range(runs):
-        steps = [_cold_off, _cold_on, _cold_reader]
-        for step in steps if n % 2 == 0 else reversed(steps):
-            if clustering or step is not _cold_off:
-                step(server, feeds, tmp, label, n, row, no_stories)
+        for side in sides if n % 2 == 0 else reversed(sides):
+            _cold_run(server, feeds, tmp, label, n, side, row, no_stories)
     if not clustering:
         return row, no_stories, _primed(tmp, label)
     no_stories.note = clustering_note(row.ours, no_stories.ours)
     return row, no_stories, _primed(tmp, label)
 
 
-def _cold_on(
-    server: ServerProcess, feeds: int, tmp: Path, label: str, n: int, row: Row, _: Row
+def _cold_run(
+    server: ServerProcess,
+    feeds: int,
+    tmp: Path,
+    label: str,
+    n: int,
+    side: str,
+    row: Row,
+    off: Row,
 ) -> None:
-    work = fresh(tmp, f"{label}-ours-{n}")
-    row.ours.append(sample(server, ours_args(server, feeds, work)))
-    log(f"{label} ours run {n + 1}: {row.ours[-1].wall_s:.2f} s")
-
-
-def _cold_reader(
-    server: ServerProcess, feeds: int, tmp: Path, label: str, n: int, row: Row, _: Row
-) -> None:
-    work = fresh(tmp, f"{label}-reader-{n}")
-    row.reader.append(sample(server, reader_args(server, feeds, work)))
-    log(f"{label} reader run {n + 1}: {row.reader[-1].wall_s:.2f} s")
-
-
-def _cold_off(
-    server: ServerProcess, feeds: int, tmp: Path, label: str, n: int, _: Row, off: Row
-) -> None:
-    work = fresh(tmp, f"{label}-ours-no-stories-{n}")
-    off.ours.append(sample(server, ours_args(server, feeds, work, "--no-stories")))
-    log(f"{label} ours without stories run {n + 1}: {off.ours[-1].wall_s:.2f} s")
+    """Round `n`'s cold run of one side: "on" (ours, into `row`), "off" (ours without
+    clustering, into `off`) or "reader" (into `row`)."""
+    if side == "reader":
+        work = fresh(tmp, f"{label}-reader-{n}")
+        runs, args, name = row.reader, reader_args(server, feeds, work), "reader"
+    elif side == "on":
+        work = fresh(tmp, f"{label}-ours-{n}")
+        runs, args, name = row.ours, ours_args(server, feeds, work), "ours"
+    else:
+        work = fresh(tmp, f"{label}-ours-no-stories-{n}")
+        runs, args = off.ours, ours_args(server, feeds, work, "--no-stories")
+        name = "ours without stories"
+    runs.append(sample(server, args))
+    log(f"{label} {name} run {n + 1}: {runs[-1].wall_s:.2f} s")
 
 
 def clustering_note(on: Sequence[Sample], off: Sequence[Sample]) -> str:
