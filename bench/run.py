@@ -142,7 +142,14 @@ class Primed:
 
 
 def cold(
-    server: ServerProcess, feeds: int, runs: int, tmp: Path, label: str, *, clustering: bool
+    server: ServerProcess,
+    feeds: int,
+    runs: int,
+    tmp: Path,
+    label: str,
+    *,
+    clustering: bool,
+    pairs: int = 0,
 ) -> tuple[Row, Row, Primed]:
     """Every feed new: fetch, parse, normalise, dedupe, match, store, cluster stories; and the
     same cycle with story clustering off (ours only), so what clustering adds is measured.
@@ -151,7 +158,11 @@ def cold(
     Our run with clustering sits between the other two of its round, so it shares the
     machine's state of the moment with both it is divided by; the order turns round every
     other round (off, ours, reader; then reader, ours, off), so that neither comparison
-    always has the same side first."""
+    always has the same side first.
+
+    Then `pairs` more pairs of ours with and without clustering, without reader (on, off;
+    then off, on): what clustering adds is a difference of a few tenths of a second between
+    runs whose own noise is as large, so it is taken from more pairs than the rounds give."""
     row, no_stories = Row(label), Row(f"{label}, story clustering off")
     server.set_state(0)
     sides = ["off", "on", "reader"] if clustering else ["on", "reader"]
@@ -160,7 +171,11 @@ def cold(
             _cold_run(server, feeds, tmp, label, n, side, row, no_stories)
     if not clustering:
         return row, no_stories, _primed(tmp, label)
-    no_stories.note = clustering_note(row.ours, no_stories.ours)
+    more = Row(f"{label}, pair")  # the extra pairs' runs with clustering
+    for n in range(runs, runs + pairs):
+        for side in ("on", "off") if n % 2 == 0 else ("off", "on"):
+            _cold_run(server, feeds, tmp, label, n, side, more, no_stories)
+    no_stories.note = clustering_note([*row.ours, *more.ours], no_stories.ours, runs)
     return row, no_stories, _primed(tmp, label)
 
 
@@ -190,16 +205,24 @@ def _cold_run(
     log(f"{label} {name} run {n + 1}: {runs[-1].wall_s:.2f} s")
 
 
-def clustering_note(on: Sequence[Sample], off: Sequence[Sample]) -> str:
-    """What clustering adds: from the medians, and round by round (each round's runs with
-    and without clustering ran one right after the other), with the median of those."""
+def clustering_note(on: Sequence[Sample], off: Sequence[Sample], rounds: int | None = None) -> str:
+    """What clustering adds: from the medians of the runs with and without it, and pair by
+    pair (the two runs of a pair ran one right after the other), with the median of those.
+    The first `rounds` pairs (all if None) are the cold rounds', beside reader's runs."""
     added = med(on, lambda s: s.wall_s) / med(off, lambda s: s.wall_s) - 1
     note = f"story clustering adds {added:.0%} to the cold cycle's wall time"
-    if len(on) > 1:
-        pairs = [a.wall_s / b.wall_s - 1 for a, b in zip(on, off, strict=True)]
-        listed = " / ".join(f"{p:.0%}" for p in pairs)
-        note += f" (round by round: {listed}; their median {statistics.median(pairs):.0%})"
-    return note
+    if len(on) == 1:
+        return note
+    pairs = [a.wall_s / b.wall_s - 1 for a, b in zip(on, off, strict=True)]
+    listed = " / ".join(f"{p:.0%}" for p in pairs)
+    median = statistics.median(pairs)
+    if rounds is None or rounds == len(pairs):
+        return f"{note} (round by round: {listed}; their median {median:.0%})"
+    return (
+        f"{note}, medians of {len(pairs)} runs each way ({rounds} in the cold rounds, "
+        f"{len(pairs) - rounds} in pairs without reader; pair by pair: {listed}; "
+        f"their median {median:.0%})"
+    )
 
 
 def _primed(tmp: Path, label: str) -> Primed:
@@ -349,7 +372,7 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def header(runs: int, sizes: Sizes, cold_runs: int) -> str:
+def header(runs: int, sizes: Sizes, cold_runs: int, pairs: int = 0) -> str:
     import reader
 
     load = os.getloadavg()
@@ -357,7 +380,7 @@ def header(runs: int, sizes: Sizes, cold_runs: int) -> str:
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {cpu_model()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()} ({platform.system()}); "
         f"reader {reader.__version__}; load average at start {load[0]:.1f}. "
-        f"Median of {runs} run(s){_cold_runs_note(runs, cold_runs)}. "
+        f"Median of {runs} run(s){_cold_runs_note(runs, cold_runs, pairs)}. "
         f"Both sides: SQLite, {CONCURRENCY} concurrent fetches "
         f"(ours: http.concurrency = {CONCURRENCY}, http.per_host = 2 as shipped; "
         f"reader: update_feeds(workers={CONCURRENCY}, scheduled=False)); feeds spread over "
@@ -368,8 +391,13 @@ def header(runs: int, sizes: Sizes, cold_runs: int) -> str:
     )
 
 
-def _cold_runs_note(runs: int, cold_runs: int) -> str:
-    return f" ({cold_runs} of the cold scenario)" if cold_runs != runs else ""
+def _cold_runs_note(runs: int, cold_runs: int, pairs: int) -> str:
+    parts = [f"{cold_runs} of the cold scenario"] if cold_runs != runs else []
+    if pairs:
+        parts.append(
+            f"{cold_runs + pairs} without clustering, {pairs} of them in pairs without reader"
+        )
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -378,20 +406,24 @@ def _cold_runs_note(runs: int, cold_runs: int) -> str:
 #: Cold rounds in a full run at least: what clustering adds is the noisiest figure of the
 #: bench (round by round −2 % to 56 % in one run of three rounds on 2026-12-07).
 COLD_RUNS = 5
+#: Pairs of cold runs with and without clustering (no reader) added to the rounds' in a full
+#: run, for the figure of what clustering adds (`cold`).
+CLUSTERING_PAIRS = 6
 
 
 def run(args: argparse.Namespace) -> str:
     sizes = QUICK if args.quick else FULL
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     cold_runs = runs if args.quick or args.runs is not None else max(runs, COLD_RUNS)
+    pairs = args.pairs if args.pairs is not None else (0 if args.quick else CLUSTERING_PAIRS)
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
     rows: list[Row] = []
-    top = header(runs, sizes, cold_runs)
+    top = header(runs, sizes, cold_runs, pairs if "cold" in only else 0)
     tmp = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     try:
         if only & {"cold", "steady"}:
             rows += feed_scenarios(
-                sizes.feeds, (cold_runs, runs), tmp, only, args.profile, numbered=True
+                sizes.feeds, (cold_runs, runs, pairs), tmp, only, args.profile, numbered=True
             )
         if "scale" in only:
             rows += scale_scenario(sizes, runs, tmp)
@@ -406,21 +438,23 @@ def run(args: argparse.Namespace) -> str:
 
 def feed_scenarios(
     feeds: int,
-    runs: tuple[int, int],
+    runs: tuple[int, int, int],
     tmp: Path,
     only: set[str],
     profile: bool,
     *,
     numbered: bool,
 ) -> list[Row]:
-    """The cold scenario (`runs[0]` rounds) and the steady one (`runs[1]` runs) on one
-    feed server."""
-    cold_runs, steady_runs = runs
+    """The cold scenario (`runs[0]` rounds, and `runs[2]` more pairs with and without
+    clustering) and the steady one (`runs[1]` runs) on one feed server."""
+    cold_runs, steady_runs, pairs = runs
     log(f"starting the feed server ({feeds} feeds)")
     server = start_server_process(feeds, base_time=bench_time())
     try:
         measure = "cold" in only
-        row, no_stories, primed = cold(server, feeds, cold_runs, tmp, "1. cold", clustering=measure)
+        row, no_stories, primed = cold(
+            server, feeds, cold_runs, tmp, "1. cold", clustering=measure, pairs=pairs
+        )
         row.scenario = f"1. cold, {feeds} feeds"
         no_stories.scenario = f"1b. cold, {feeds} feeds, story clustering off"
         rows = [row, no_stories] if measure else []
@@ -508,6 +542,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--runs", type=int, default=None, help=f"runs per measurement (3; cold {COLD_RUNS})"
+    )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=None,
+        help=f"cold pairs with and without clustering beyond the rounds ({CLUSTERING_PAIRS})",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, 1 run")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(SCENARIOS)}")

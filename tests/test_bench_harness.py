@@ -124,6 +124,10 @@ def test_notes_give_each_run_and_what_clustering_adds_round_by_round() -> None:
     assert bench_run.clustering_note(on[:1], off[:1]) == (
         "story clustering adds 20% to the cold cycle's wall time"
     )
+    assert bench_run.clustering_note(on, off, rounds=1).endswith(
+        "wall time, medians of 3 runs each way (1 in the cold rounds, 2 in pairs without "
+        "reader; pair by pair: 20% / 50% / 10%; their median 20%)"
+    )
 
 
 def test_each_cold_round_runs_ours_between_the_runs_it_is_divided_by(
@@ -153,3 +157,35 @@ def test_each_cold_round_runs_ours_between_the_runs_it_is_divided_by(
     order.clear()
     bench_run.cold(FakeServer(), 3, 2, tmp_path, "1. cold", clustering=False)  # type: ignore[arg-type]
     assert order == ["on", "reader", "reader", "on"]
+
+
+def test_pairs_beyond_the_cold_rounds_go_to_what_clustering_adds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Extra pairs run ours with and without clustering (no reader), turning their order
+    round; the runs without clustering join its row, the note counts every pair."""
+    import run as bench_run
+
+    order: list[str] = []
+
+    def fake_sample(_server: object, args: list[str]) -> bench_run.Sample:
+        side = "reader" if args[0] == "reader" else "off" if "--no-stories" in args else "on"
+        order.append(side)
+        return bench_run.Sample(
+            wall_s=2.0 if side == "on" else 1.0, cpu_s=1.0, items=1, peak_mb=1.0
+        )
+
+    class FakeServer:
+        base = "http://127.0.0.1:1"
+
+        def set_state(self, _state: int) -> int:
+            return 0
+
+    monkeypatch.setattr(bench_run, "sample", fake_sample)
+    row, off, _ = bench_run.cold(  # type: ignore[arg-type]
+        FakeServer(), 3, 1, tmp_path, "1. cold", clustering=True, pairs=2
+    )
+    assert order == ["off", "on", "reader", "off", "on", "on", "off"]
+    assert (len(row.ours), len(row.reader), len(off.ours)) == (1, 1, 3)
+    assert off.note.startswith("story clustering adds 100% to the cold cycle's wall time, ")
+    assert "medians of 3 runs each way (1 in the cold rounds, 2 in pairs" in off.note
