@@ -7,21 +7,27 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy import insert as sa_insert
 
+from monitor.errors import StorageError
 from monitor.match import match_record
 from monitor.settings import StoriesSettings
 from monitor.store import Storage
 from monitor.store.engine import make_engine
 from monitor.store.items import insert_items
+from monitor.store.migrate import upgrade
 from monitor.store.schema import feeds, item_stories, items, matches, stories
 from monitor.store.stories import (
     Pending,
     StoryIndex,
+    _pending,
     _read_pending,
+    _start_alone_from_records,
+    _start_alone_in_sql,
     assign_pending,
     get_story,
     list_stories,
@@ -557,3 +563,73 @@ def test_items_moved_out_of_their_own_stories_leave_none_empty(
         story = get_story(conn, a.story_id)
         assert story is not None and story.actors == ("lavrov", "ukraine")
         assert story.last_seen_at == at + timedelta(minutes=30)
+
+
+def _lone_items() -> list[Item]:
+    """Items that each start a story of their own: matched and not, published before they
+    were seen, after (a future date: the first-seen time counts) and never."""
+    rng = random.Random(11)
+    at = T0 + timedelta(hours=1)
+    return [
+        make_item("m", TALKS_A, at),
+        _filler(rng, 0, at),
+        make_item("late", WEATHER, at + timedelta(hours=3), seen=at),
+        replace(_filler(rng, 1, at), published_at=None),
+        replace(_filler(rng, 2, at), identity="later", published_at=at + timedelta(hours=2)),
+    ]
+
+
+def _story_rows(engine: Engine) -> dict[str, tuple[object, ...]]:
+    """Each story as SQLite holds it (the stored text, not the Core's values), by the
+    identity of its item, with the identity of the item its link names."""
+    query = (
+        "SELECT i.identity, l.item_id = s.representative_item_id, s.first_seen_at,"
+        " s.last_seen_at, s.item_count, s.actors, s.topics, s.terms FROM stories s"
+        " JOIN items i ON i.id = s.representative_item_id"
+        " JOIN item_stories l ON l.story_id = s.id"
+    )
+    with engine.connect() as conn:
+        return {str(r[0]): tuple(r[1:]) for r in conn.exec_driver_sql(query)}
+
+
+def test_lone_stories_written_by_sql_are_those_written_from_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the stories of one item are written by INSERT ... SELECT over the items'
+    rows (`_start_alone_in_sql`); row for row, in the form stored, they are the stories the
+    records give (`_start_alone_from_records`, PostgreSQL's way)."""
+    got = {}
+    for way in ("sql", "records"):
+        engine = make_engine(f"sqlite:///{tmp_path / way}.db")
+        upgrade(engine)
+        batch = _lone_items()
+        insert_batch(engine, "Wire", batch[:1], actors=("lavrov", "ukraine"))
+        insert_batch(engine, "Daily", batch[1:])
+        if way == "records":
+            monkeypatch.setattr(
+                "monitor.store.stories._start_alone_in_sql",
+                lambda conn, pending, _since: _start_alone_from_records(conn, pending),
+            )
+        with engine.begin() as conn:
+            assert assign_pending(conn, StoryIndex(), SETTINGS, T0 + timedelta(hours=6)) == 5
+        got[way] = _story_rows(engine)
+        engine.dispose()
+    assert got["sql"] == got["records"]
+    assert len(got["sql"]) == 5
+    assert got["sql"]["late"][1:3] == ("2025-06-03 10:00:00.000000",) * 2  # seen, not published
+    assert got["sql"]["m"][4] == '["lavrov", "ukraine"]' and got["sql"]["late"][4] == "[]"
+
+
+def test_lone_stories_in_sql_refuse_items_that_changed_under_them(
+    sqlite_engine: Engine,
+) -> None:
+    """The INSERT ... SELECT starts a story for every item waiting for one; if that is not
+    the set the records were read for, nothing is linked and the transaction fails."""
+    insert_batch(sqlite_engine, "Daily", _lone_items()[1:])
+    since = T0 + timedelta(hours=6) - timedelta(seconds=SETTINGS.window)
+    failing = pytest.raises(StorageError, match="3 items wait for a story but 4")
+    with failing, sqlite_engine.begin() as conn:
+        pending = _pending(conn, since, {})
+        _start_alone_in_sql(conn, [pending[0], *pending[2:]], since)
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(stories)).scalar_one() == 0

@@ -8,7 +8,8 @@ after a crash), in one transaction:
          read back only for items without one)
     → bring the in-memory StoryIndex up to date            (first use: load the window; then
                                                               one primary-key range query)
-    → every pending item starts a story of its own,         (executemany: story rows, links)
+    → every pending item starts a story of its own,         (SQLite: INSERT ... SELECT;
+                                                              elsewhere executemany)
       while best_candidates finds each item's best          (pure, monitor.stories; numpy, in
       candidate                                              a helper thread)
       and the exact duplicates are looked up by URL /       (one self-join per key, in another
@@ -37,6 +38,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Select,
@@ -47,6 +49,8 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
+    literal_column,
     select,
     text,
     type_coerce,
@@ -182,16 +186,14 @@ class StoryIndex:
 
 #: When a stored item appeared (`monitor.stories.appeared_at`), worked out by the database:
 #: one datetime per row to convert instead of two.
-_APPEARED = type_coerce(
-    case(
-        (
-            and_(items.c.published_at.is_not(None), items.c.published_at <= items.c.first_seen_at),
-            items.c.published_at,
-        ),
-        else_=items.c.first_seen_at,
+_APPEARED_AT = case(
+    (
+        and_(items.c.published_at.is_not(None), items.c.published_at <= items.c.first_seen_at),
+        items.c.published_at,
     ),
-    UtcDateTime(),
-).label("appeared")
+    else_=items.c.first_seen_at,
+)
+_APPEARED = type_coerce(_APPEARED_AT, UtcDateTime()).label("appeared")
 
 #: What the index keeps of a placed item. Title and summary are read only for the items
 #: without stored hashes (`_stored_hashes`): reading them for every item of the window was
@@ -512,15 +514,16 @@ def _place(
     # duplicates (by a second connection, which reads the committed items while this one
     # writes; SQLite steps without the GIL). The few items that join another story are then
     # moved (`_regroup`).
+    since = now - rules.window  # as `assign_pending` chose the pending items
     with ThreadPoolExecutor(2, thread_name_prefix="monitor-stories") as helpers:
         found = helpers.submit(best_candidates, ordered, stored, rules, index.window.stop_like)
         if reads_beside_a_writer(conn.engine):
             duplicates = helpers.submit(_read_duplicates, conn.engine, pending, linkable)
-            own = _start_alone(conn, pending)
+            own = _start_alone(conn, pending, since)
             roots, duplicate_story = duplicates.result()
         else:  # one connection (an in-memory database): one thing after the other
             roots, duplicate_story = _exact_duplicates(conn, pending, linkable)
-            own = _start_alone(conn, pending)
+            own = _start_alone(conn, pending, since)
         best = found.result()
     rooted = [
         p._replace(duplicate_of=roots[p.item_id]) if p.item_id in roots else p
@@ -617,15 +620,70 @@ def _story_ids(conn: Connection, item_ids: Iterable[int]) -> dict[int, int | Non
     return out
 
 
-def _start_alone(conn: Connection, pending: Sequence[Pending]) -> dict[int, int]:
-    """Give every pending item a story of its own, written straight from its record (new
-    story ids in item order); item id → story id."""
+def _start_alone(conn: Connection, pending: Sequence[Pending], since: datetime) -> dict[int, int]:
+    """Give every pending item (`pending`: the items without a story first seen since
+    `since`, as `_pending` read them in this transaction) a story of its own; item id →
+    story id."""
+    if conn.dialect.name == "sqlite":
+        return _start_alone_in_sql(conn, pending, since)
+    return _start_alone_from_records(conn, pending)
+
+
+def _start_alone_in_sql(
+    conn: Connection, pending: Sequence[Pending], since: datetime
+) -> dict[int, int]:
+    """`_start_alone` on SQLite: each story's id is its item's id plus one offset, above
+    every stored story (the assignment transaction holds the write lock). The stories of the
+    items without a match (nearly all: a story of one unmatched item has no actors, topics
+    or terms) are written by one INSERT ... SELECT over the pending items' rows, the others
+    from their records, then all the links by one INSERT ... SELECT over the new stories.
+
+    SQLite runs each of those statements in one step without the GIL, so the helper threads
+    beside it (`_place`) run freely, where a row-by-row executemany took the GIL back for
+    every row: 0.12 s against 0.38 s for the bench's 29,550 items beside a candidate search,
+    0.08 s against 0.27 s alone."""
+    top = conn.execute(select(func.coalesce(func.max(stories.c.id), 0))).scalar_one()
+    low = min(p.item_id for p in pending)
+    high = max(p.item_id for p in pending)
+    offset = int(top) - low + 1
+    with_match = set(
+        conn.execute(select(matches.c.item_id).where(matches.c.item_id.between(low, high)))
+        .scalars()
+        .all()
+    )
+    matched = [p for p in pending if p.item_id in with_match]
+    _insert_new_stories(conn, [_own_story(p.item_id + offset, p) for p in matched])
+    empty: ColumnElement[Any] = literal_column("'[]'")  # the JSON of no actors, topics, terms
+    lone = select(
+        items.c.id + offset, items.c.id, _APPEARED_AT, _APPEARED_AT, literal(1), empty, empty, empty
+    ).where(
+        items.c.id.between(low, high),
+        items.c.first_seen_at >= since,
+        _unplaced(),
+        ~exists().where(matches.c.item_id == items.c.id),
+    )
+    written = conn.execute(insert(stories).from_select(["id", *_STORY_COLUMNS], lone)).rowcount
+    if written + len(matched) != len(pending):
+        raise StorageError(
+            f"{len(pending)} items wait for a story but {written + len(matched)} stories "
+            "were started: the items changed during the assignment"
+        )
+    new = select(stories.c.representative_item_id, stories.c.id).where(stories.c.id > top)
+    conn.execute(insert(item_stories).from_select(["item_id", "story_id"], new))
+    return {p.item_id: p.item_id + offset for p in pending}
+
+
+def _own_story(story_id: int, p: Pending) -> tuple[Any, ...]:
+    """The row of a story of one item (`_insert_new_stories`): its id, then
+    `_STORY_COLUMNS` from the item's record."""
+    return (story_id, p.item_id, p.appeared_at, p.appeared_at, 1, p.actors, p.topics, p.terms)
+
+
+def _start_alone_from_records(conn: Connection, pending: Sequence[Pending]) -> dict[int, int]:
+    """`_start_alone` from the items' records (PostgreSQL): new story ids from the
+    sequence, in item order, and the story rows and links by executemany."""
     ids = _new_story_ids(conn, len(pending))
-    rows = [
-        (story_id, p.item_id, p.appeared_at, p.appeared_at, 1, p.actors, p.topics, p.terms)
-        for story_id, p in zip(ids, pending, strict=True)
-    ]
-    _insert_new_stories(conn, rows)
+    _insert_new_stories(conn, [_own_story(i, p) for i, p in zip(ids, pending, strict=True)])
     own = {p.item_id: story_id for story_id, p in zip(ids, pending, strict=True)}
     _link_items(conn, own)
     return own
