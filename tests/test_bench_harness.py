@@ -126,7 +126,8 @@ def test_notes_give_each_run_and_what_clustering_adds_round_by_round() -> None:
     )
     assert bench_run.clustering_note(on, off, rounds=1).endswith(
         "wall time, medians of 3 runs each way (1 in the cold rounds, 2 in pairs without "
-        "reader; pair by pair: 20% / 50% / 10%; their median 20%)"
+        "reader; pair by pair: 20% / 50% / 10%; their median 20%; the rounds' alone, as in "
+        "the table, 20%)"
     )
 
 
@@ -163,7 +164,7 @@ def test_pairs_beyond_the_cold_rounds_go_to_what_clustering_adds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Extra pairs run ours with and without clustering (no reader), turning their order
-    round; the runs without clustering join its row, the note counts every pair."""
+    round; they stay out of the table's rows, and the note counts every pair."""
     import run as bench_run
 
     order: list[str] = []
@@ -186,6 +187,7 @@ def test_pairs_beyond_the_cold_rounds_go_to_what_clustering_adds(
         FakeServer(), 3, 1, tmp_path, "1. cold", clustering=True, pairs=2
     )
     assert order == ["off", "on", "reader", "off", "on", "on", "off"]
-    assert (len(row.ours), len(row.reader), len(off.ours)) == (1, 1, 3)
+    assert (len(row.ours), len(row.reader), len(off.ours)) == (1, 1, 1)  # the table's: rounds
     assert off.note.startswith("story clustering adds 100% to the cold cycle's wall time, ")
     assert "medians of 3 runs each way (1 in the cold rounds, 2 in pairs" in off.note
+    assert off.note.endswith("wall s of the extra pairs: 2.00 / 2.00 with, 1.00 / 1.00 without")
