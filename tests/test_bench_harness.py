@@ -131,11 +131,18 @@ def test_notes_give_each_run_and_what_clustering_adds_round_by_round() -> None:
     )
 
 
-def test_each_cold_round_runs_ours_between_the_runs_it_is_divided_by(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Our cold run with clustering sits between its round's run without clustering and
-    reader's, in an order that turns round every other round."""
+class _FakeServer:
+    """What `bench_run.cold` asks of the feed server."""
+
+    base = "http://127.0.0.1:1"
+
+    def set_state(self, _state: int) -> int:
+        return 0
+
+
+def _recorded_sides(monkeypatch: pytest.MonkeyPatch, on_wall: float = 1.0) -> list[str]:
+    """Replace the bench's runs by samples that record which side ran ("on", "off" or
+    "reader"), in order; a run with clustering takes `on_wall` seconds, the others 1."""
     import run as bench_run
 
     order: list[str] = []
@@ -143,20 +150,26 @@ def test_each_cold_round_runs_ours_between_the_runs_it_is_divided_by(
     def fake_sample(_server: object, args: list[str]) -> bench_run.Sample:
         side = "reader" if args[0] == "reader" else "off" if "--no-stories" in args else "on"
         order.append(side)
-        return bench_run.Sample(wall_s=1.0, cpu_s=1.0, items=1, peak_mb=1.0)
-
-    class FakeServer:
-        base = "http://127.0.0.1:1"
-
-        def set_state(self, _state: int) -> int:
-            return 0
+        wall = on_wall if side == "on" else 1.0
+        return bench_run.Sample(wall_s=wall, cpu_s=1.0, items=1, peak_mb=1.0)
 
     monkeypatch.setattr(bench_run, "sample", fake_sample)
-    row, off, _ = bench_run.cold(FakeServer(), 3, 3, tmp_path, "1. cold", clustering=True)  # type: ignore[arg-type]
+    return order
+
+
+def test_each_cold_round_runs_ours_between_the_runs_it_is_divided_by(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our cold run with clustering sits between its round's run without clustering and
+    reader's, in an order that turns round every other round."""
+    import run as bench_run
+
+    order = _recorded_sides(monkeypatch)
+    row, off, _ = bench_run.cold(_FakeServer(), 3, 3, tmp_path, "1. cold", clustering=True)  # type: ignore[arg-type]
     assert order == ["off", "on", "reader", "reader", "on", "off", "off", "on", "reader"]
     assert (len(row.ours), len(row.reader), len(off.ours)) == (3, 3, 3)
     order.clear()
-    bench_run.cold(FakeServer(), 3, 2, tmp_path, "1. cold", clustering=False)  # type: ignore[arg-type]
+    bench_run.cold(_FakeServer(), 3, 2, tmp_path, "1. cold", clustering=False)  # type: ignore[arg-type]
     assert order == ["on", "reader", "reader", "on"]
 
 
@@ -167,24 +180,9 @@ def test_pairs_beyond_the_cold_rounds_go_to_what_clustering_adds(
     round; they stay out of the table's rows, and the note counts every pair."""
     import run as bench_run
 
-    order: list[str] = []
-
-    def fake_sample(_server: object, args: list[str]) -> bench_run.Sample:
-        side = "reader" if args[0] == "reader" else "off" if "--no-stories" in args else "on"
-        order.append(side)
-        return bench_run.Sample(
-            wall_s=2.0 if side == "on" else 1.0, cpu_s=1.0, items=1, peak_mb=1.0
-        )
-
-    class FakeServer:
-        base = "http://127.0.0.1:1"
-
-        def set_state(self, _state: int) -> int:
-            return 0
-
-    monkeypatch.setattr(bench_run, "sample", fake_sample)
+    order = _recorded_sides(monkeypatch, on_wall=2.0)
     row, off, _ = bench_run.cold(  # type: ignore[arg-type]
-        FakeServer(), 3, 1, tmp_path, "1. cold", clustering=True, pairs=2
+        _FakeServer(), 3, 1, tmp_path, "1. cold", clustering=True, pairs=2
     )
     assert order == ["off", "on", "reader", "off", "on", "on", "off"]
     assert (len(row.ours), len(row.reader), len(off.ours)) == (1, 1, 1)  # the table's: rounds
