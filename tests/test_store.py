@@ -255,7 +255,7 @@ def test_any_sequence_of_polls_stores_each_item_once(
 
 
 def test_migrating_twice_changes_nothing(engine: Engine) -> None:
-    assert upgrade(engine) == "0007"
+    assert upgrade(engine) == "0008"
     require_current(engine)
 
 
@@ -476,7 +476,7 @@ def test_the_time_text_migration_rewrites_the_old_forms(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn, conn:
         for statement in old_forms:
             conn.execute(statement)
-    assert upgrade(engine) == "0007"
+    assert upgrade(engine) == "0008"
     engine.dispose()
     times = stored_times(path)
     assert sorted(times["items.published_at"]) == [
@@ -509,7 +509,7 @@ def test_the_story_hashes_migration_goes_down_and_up_again(engine: Engine) -> No
     with engine.begin() as conn:
         command.downgrade(_alembic_config(conn), "0002")
     assert "story_words" in item_columns() and "story_hashes" not in item_columns()
-    assert upgrade(engine) == "0007"
+    assert upgrade(engine) == "0008"
     assert "story_hashes" in item_columns() and "story_words" not in item_columns()
 
 
@@ -781,7 +781,7 @@ def test_revision_0006_keeps_the_low_32_bits_of_each_stored_hash(db_url: str) ->
                 conn.execute(
                     insert_old, {**values, "identity": identity, "key": identity, "hashes": hashes}
                 )
-        assert upgrade(engine) == "0007"
+        assert upgrade(engine) == "0008"
         stored = select(items.c.identity, items.c.story_hashes).order_by(items.c.id)
         with engine.connect() as conn:
             assert dict(map(tuple, conn.execute(stored))) == {"old": packed(kept), "bare": None}
@@ -845,7 +845,7 @@ def test_a_database_at_revision_0001_with_items_upgrades_and_places_them(db_url:
     )
     engine = make_engine(db_url)
     try:
-        assert upgrade(engine) == "0007"
+        assert upgrade(engine) == "0008"
         storage = Storage(engine, StoriesSettings())
         rewrite = item("new", "Istanbul talks on prisoner exchange resume, delegations say")
         storage.save_items(1, [rewrite], [None], NOW)
@@ -886,7 +886,7 @@ def test_revision_0005_moves_each_items_story_to_item_stories_and_back(db_url: s
     _at_revision(db_url, "0004", story, *members)
     engine = make_engine(db_url)
     try:
-        assert upgrade(engine) == "0007"
+        assert upgrade(engine) == "0008"
         with engine.connect() as conn:
             assert sorted(map(tuple, conn.execute(select(item_stories)))) == [(1, 7), (2, 7)]
             assert (
@@ -904,6 +904,41 @@ def test_revision_0005_moves_each_items_story_to_item_stories_and_back(db_url: s
                 select(items.c.id, items.c.retired_story_id).order_by(items.c.id)
             )
             assert list(map(tuple, restored)) == [(1, 7), (2, 7), (3, None)]
+    finally:
+        engine.dispose()
+
+
+def test_revision_0008_lets_a_link_name_no_story_and_goes_back_down(db_url: str) -> None:
+    """Links written before revision 0008 stay; after it a link may name no story (an
+    unwritten story of one); a downgrade drops those links, so their items wait for a
+    story again, and keeps the others."""
+    from alembic import command
+
+    from monitor.store.migrate import _alembic_config
+
+    story = (
+        "INSERT INTO stories (id, representative_item_id, first_seen_at, last_seen_at, "
+        "item_count, actors, topics, terms) VALUES (7, 1, :now, :now, 1, '[]', '[]', '[]')"
+    )
+    members = [
+        "INSERT INTO items (id, feed_id, identity, title, summary, content, first_seen_at, "
+        f"lang, content_hash) VALUES ({n}, 1, 'i{n}', 'Talks {n}', '', '', :now, 'en', 'h{n}')"
+        for n in (1, 2)
+    ]
+    _at_revision(db_url, "0007", story, *members)
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO item_stories (item_id, story_id) VALUES (1, 7)")
+        assert upgrade(engine) == "0008"
+        with engine.begin() as conn:
+            conn.execute(insert(item_stories).values(item_id=2, story_id=None))
+            rows = conn.execute(select(item_stories).order_by(item_stories.c.item_id))
+            assert list(map(tuple, rows)) == [(1, 7), (2, None)]
+        with engine.begin() as conn:
+            command.downgrade(_alembic_config(conn), "0007")
+        with engine.connect() as conn:
+            assert list(map(tuple, conn.execute(select(item_stories)))) == [(1, 7)]
     finally:
         engine.dispose()
 
@@ -929,9 +964,11 @@ def test_a_reading_connection_reads_the_committed_rows_beside_a_writer(db_url: s
 
 def test_the_references_to_a_deleted_story_are_found_by_index(engine: Engine) -> None:
     """Deleting a story checks each table that refers to it: by an index in each (the
-    retired `items.story_id` by an index of its non-NULL values, which holds none)."""
+    retired `items.story_id` by an index of its non-NULL values, which holds none, and
+    `item_stories` by one that leaves out the links naming no story)."""
     checks = {
         "items": "ix_items_retired_story_id",
+        "item_stories": "ix_item_stories_story_id",
         "story_deliveries": "ix_story_deliveries_story_id",
     }
     with engine.connect() as conn:

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy import insert as sa_insert
 
-from monitor.errors import StorageError
 from monitor.match import match_record
 from monitor.settings import StoriesSettings
 from monitor.store import Storage
@@ -24,12 +23,10 @@ from monitor.store.schema import feeds, item_stories, items, matches, stories
 from monitor.store.stories import (
     Pending,
     StoryIndex,
-    _pending,
     _read_pending,
-    _start_alone_from_records,
-    _start_alone_in_sql,
     assign_pending,
     get_story,
+    known_story,
     list_stories,
 )
 from monitor.types import Hit, Item, MatchResult
@@ -152,7 +149,12 @@ def placed(engine: Engine, ids: Sequence[int]) -> list[Placed]:
         rows = {
             r.id: r
             for r in conn.execute(
-                select(items.c.id, item_stories.c.story_id, items.c.duplicate_of)
+                select(
+                    items.c.id,
+                    item_stories.c.story_id,
+                    items.c.duplicate_of,
+                    item_stories.c.item_id.is_not(None).label("placed"),
+                )
                 .outerjoin(item_stories, item_stories.c.item_id == items.c.id)
                 .where(items.c.id.in_(ids))
             )
@@ -161,10 +163,13 @@ def placed(engine: Engine, ids: Sequence[int]) -> list[Placed]:
             (r.id, r.representative_item_id)
             for r in conn.execute(select(stories.c.id, stories.c.representative_item_id))
         )
-    return [
-        Placed(i, rows[i].story_id, rows[i].duplicate_of, leaders[rows[i].story_id] == i)
-        for i in ids
-    ]
+    out = []
+    for i in ids:
+        row = rows[i]
+        assert row.placed, f"item {i} has no story"
+        story = known_story(i, row.story_id)  # unwritten: minus the item's id
+        out.append(Placed(i, story, row.duplicate_of, story < 0 or leaders[story] == i))
+    return out
 
 
 def store(
@@ -236,8 +241,9 @@ def test_same_story_joined_events_apart_duplicate_linked_across_restart(engine: 
                 .where(items.c.id == c1.item_id)
             ).one()
             assert tuple(stored) == (a1.story_id, b1.item_id)
+            # Written stories only: c2, alone without a match, has its story unwritten.
             listed = list_stories(conn, T0 + timedelta(hours=2), limit=10)
-            assert [s.id for s in listed] == [c2.story_id, a1.story_id]
+            assert [s.id for s in listed] == [a1.story_id] and c2.story_id == -c2.item_id
             assert get_story(conn, 10**9) is None
     finally:
         engine.dispose()
@@ -258,9 +264,9 @@ def test_batch_items_cluster_with_each_other(engine: Engine) -> None:
     ]
     b, a, w = store(engine, "Wire", batch, T0 + timedelta(hours=1))
     assert a.new_story and b.story_id == a.story_id
-    assert w.new_story and w.story_id != a.story_id
+    assert w.new_story and w.story_id == -w.item_id, "alone without a match: unwritten"
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(stories)).scalar() == 2
+        assert conn.execute(select(func.count()).select_from(stories)).scalar() == 1
 
 
 def pending_count(engine: Engine) -> int:
@@ -321,7 +327,7 @@ def test_rolled_back_assignment_is_redone_and_leaves_no_phantom(engine: Engine) 
     [a] = placed(engine, [talks])
     assert a.new_story and b.story_id == a.story_id
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(stories)).scalar() == 2
+        assert conn.execute(select(func.count()).select_from(stories)).scalar() == 1
         story = get_story(conn, a.story_id)
         assert story is not None and story.item_count == 2
     assert weather.item_id in index.window and index.window.get(talks) is not None
@@ -342,8 +348,10 @@ def test_fresh_storage_rebuilds_the_index_after_a_restart(engine: Engine) -> Non
         )
         assert storage.assign_pending_stories(T0 + timedelta(hours=2)) == 2
         assert len(storage.story_index) == 3
+        assert a.story_id == -a.item_id, "alone without a match: its story unwritten"
+        [a] = placed(engine, [a.item_id])  # written now that others joined it
         c, r = placed(engine, [copy, reword])
-        assert c.story_id == a.story_id and c.duplicate_of == a.item_id
+        assert c.story_id == a.story_id > 0 and c.duplicate_of == a.item_id
         assert r.story_id == a.story_id and r.duplicate_of is None
         assert storage.assign_pending_stories(T0 + timedelta(hours=3)) == 0
     finally:
@@ -366,7 +374,8 @@ def test_a_rebuilt_index_takes_shingles_from_the_text_of_items_without_stored_ha
         )
         assert storage.assign_pending_stories(T0 + timedelta(hours=1)) == 1
         [r] = placed(engine, [reword])
-        assert r.story_id == a.story_id and r.duplicate_of is None
+        [a] = placed(engine, [a.item_id])
+        assert r.story_id == a.story_id > 0 and r.duplicate_of is None
     finally:
         engine.dispose()
 
@@ -405,7 +414,8 @@ def test_kept_index_sees_another_writer_and_a_story_reset(engine: Engine) -> Non
     later = T0 + timedelta(hours=1)
     other = StoryIndex()
     [b] = store(engine, "Daily", [make_item("w2", TALKS_B, later)], later, index=other)
-    assert b.story_id == a.story_id and len(other) == 2
+    [a] = placed(engine, [a.item_id])
+    assert b.story_id == a.story_id > 0 and len(other) == 2
     [c] = store(
         engine,
         "Mirror",
@@ -579,57 +589,102 @@ def _lone_items() -> list[Item]:
     ]
 
 
-def _story_rows(engine: Engine) -> dict[str, tuple[object, ...]]:
-    """Each story as SQLite holds it (the stored text, not the Core's values), by the
-    identity of its item, with the identity of the item its link names."""
-    query = (
+def _stored_placement(
+    engine: Engine,
+) -> tuple[dict[str, tuple[object, ...]], dict[str, bool | None]]:
+    """Each written story as SQLite holds it (the stored text, not the Core's values), by
+    the identity of its representative; and each item's link, by identity: True when it
+    names that item's own written story, None when it names none."""
+    written = (
         "SELECT i.identity, l.item_id = s.representative_item_id, s.first_seen_at,"
         " s.last_seen_at, s.item_count, s.actors, s.topics, s.terms FROM stories s"
         " JOIN items i ON i.id = s.representative_item_id"
         " JOIN item_stories l ON l.story_id = s.id"
     )
+    linked = (
+        "SELECT i.identity, CASE WHEN l.story_id IS NULL THEN NULL"
+        " ELSE s.representative_item_id = i.id END FROM item_stories l"
+        " JOIN items i ON i.id = l.item_id LEFT JOIN stories s ON s.id = l.story_id"
+    )
     with engine.connect() as conn:
-        return {str(r[0]): tuple(r[1:]) for r in conn.exec_driver_sql(query)}
+        rows = {str(r[0]): tuple(r[1:]) for r in conn.exec_driver_sql(written)}
+        links = {
+            str(r[0]): None if r[1] is None else bool(r[1]) for r in conn.exec_driver_sql(linked)
+        }
+    return rows, links
 
 
-def test_lone_stories_written_by_sql_are_those_written_from_records(
+def test_links_sent_as_json_are_those_written_row_by_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On SQLite the stories of one item are written by INSERT ... SELECT over the items'
-    rows (`_start_alone_in_sql`); row for row, in the form stored, they are the stories the
-    records give (`_start_alone_from_records`, PostgreSQL's way)."""
+    """On SQLite the links naming no story go by one statement, their item ids as a JSON
+    array (`_link_items`); row for row, in the form stored, the stories and links are
+    those a row-by-row executemany writes (PostgreSQL's way). Only the matched item's story
+    of one is written."""
     got = {}
-    for way in ("sql", "records"):
+    for way in ("json", "rows"):
         engine = make_engine(f"sqlite:///{tmp_path / way}.db")
         upgrade(engine)
         batch = _lone_items()
         insert_batch(engine, "Wire", batch[:1], actors=("lavrov", "ukraine"))
         insert_batch(engine, "Daily", batch[1:])
-        if way == "records":
-            monkeypatch.setattr(
-                "monitor.store.stories._start_alone_in_sql",
-                lambda conn, pending, _since: _start_alone_from_records(conn, pending),
-            )
+        as_json = way == "json"
+        monkeypatch.setattr("monitor.store.stories._alone_as_json", lambda _, j=as_json: j)
         with engine.begin() as conn:
             assert assign_pending(conn, StoryIndex(), SETTINGS, T0 + timedelta(hours=6)) == 5
-        got[way] = _story_rows(engine)
+        got[way] = _stored_placement(engine)
         engine.dispose()
-    assert got["sql"] == got["records"]
-    assert len(got["sql"]) == 5
-    assert got["sql"]["late"][1:3] == ("2025-06-03 10:00:00.000000",) * 2  # seen, not published
-    assert got["sql"]["m"][4] == '["lavrov", "ukraine"]' and got["sql"]["late"][4] == "[]"
+    assert got["json"] == got["rows"]
+    stories_by_item, links = got["json"]
+    assert list(stories_by_item) == ["m"]
+    assert stories_by_item["m"][1:3] == ("2025-06-03 10:00:00.000000",) * 2
+    assert stories_by_item["m"][4] == '["lavrov", "ukraine"]'
+    assert links == {"m": True, "f0": None, "late": None, "f1": None, "later": None}
 
 
-def test_lone_stories_in_sql_refuse_items_that_changed_under_them(
-    sqlite_engine: Engine,
-) -> None:
-    """The INSERT ... SELECT starts a story for every item waiting for one; if that is not
-    the set the records were read for, nothing is linked and the transaction fails."""
-    insert_batch(sqlite_engine, "Daily", _lone_items()[1:])
-    since = T0 + timedelta(hours=6) - timedelta(seconds=SETTINGS.window)
-    failing = pytest.raises(StorageError, match="3 items wait for a story but 4")
-    with failing, sqlite_engine.begin() as conn:
-        pending = _pending(conn, since, {})
-        _start_alone_in_sql(conn, [pending[0], *pending[2:]], since)
-    with sqlite_engine.connect() as conn:
+def test_an_unwritten_story_is_written_when_an_item_joins_it(engine: Engine) -> None:
+    """An item placed alone without a match has a link naming no story; when a later item
+    joins it, their story is written (the first item its representative, the joiner's
+    actors in it) and the first item linked to it, in the kept index too. If that
+    transaction rolls back, the index goes back to the story unwritten."""
+    index = StoryIndex()
+    [a] = store(engine, "Wire", [make_item("u1", TALKS_A, T0)], T0, index=index)
+    assert a.story_id == -a.item_id and a.new_story
+    with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(stories)).scalar_one() == 0
+        link = select(item_stories.c.story_id).where(item_stories.c.item_id == a.item_id)
+        assert conn.execute(link).one() == (None,)
+    later = T0 + timedelta(hours=1)
+    [lost] = insert_batch(engine, "Lost", [make_item("u2", TALKS_B, later)], actors=("lavrov",))
+    with pytest.raises(BoomError), engine.begin() as conn:
+        assign_pending(conn, index, SETTINGS, later)
+        raise BoomError
+    [reword] = insert_batch(engine, "Daily", [make_item("u3", TALKS_B, later)], ("kyiv",))
+    with engine.begin() as conn:  # the rolled-back placement is redone beside the new one
+        assert assign_pending(conn, index, SETTINGS, later) == 2
+    [a], [lost_now], [b] = (placed(engine, [i]) for i in (a.item_id, lost, reword))
+    assert a.story_id == b.story_id == lost_now.story_id > 0 and a.new_story
+    with engine.connect() as conn:
+        story = get_story(conn, b.story_id)
+        assert story is not None and story.item_count == 3
+        assert [m.item_id for m in story.members] == [a.item_id, lost, b.item_id]
+        assert story.representative_item_id == a.item_id and story.actors == ("kyiv", "lavrov")
+        assert conn.execute(select(func.count()).select_from(stories)).scalar_one() == 1
+    index.settle()
+    entry = index.window.get(a.item_id)
+    assert entry is not None and entry.story_id == a.story_id
+
+
+def test_a_kept_index_behind_another_writer_joins_the_story_it_wrote(engine: Engine) -> None:
+    """An index that still holds an item's story as unwritten, after another writer wrote
+    it (a second item joined), adds a third item to that story instead of writing another."""
+    index = StoryIndex()
+    [a] = store(engine, "Wire", [make_item("s1", TALKS_A, T0)], T0, index=index)
+    later = T0 + timedelta(hours=1)
+    [b] = store(engine, "Daily", [make_item("s2", TALKS_B, later)], later, index=StoryIndex())
+    reworded = (TALKS_A[0].replace("third round", "next round"), TALKS_A[1])
+    [c] = store(engine, "Mirror", [make_item("s3", reworded, later)], later, index=index)
+    [a] = placed(engine, [a.item_id])
+    assert a.story_id == b.story_id == c.story_id > 0 and c.duplicate_of is None
+    with engine.connect() as conn:
+        assert conn.execute(select(stories.c.id, stories.c.item_count)).all() == [(a.story_id, 3)]

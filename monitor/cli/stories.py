@@ -77,7 +77,8 @@ def stories(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
     config_dir_opt: ConfigDirOption = None,
 ) -> None:
-    """List stories with their sources, most recently updated first."""
+    """List stories with their sources, most recently updated first: those with a match
+    or more than one item (an item alone without a match has no story written)."""
     if ctx.invoked_subcommand is not None:
         return
     _check_format(output)

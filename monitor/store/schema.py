@@ -219,6 +219,8 @@ stories = Table(
 #: The story of each placed item; an item without a row has no story yet. Kept apart from
 #: the wide `items` rows, which are written once: placing a cold cycle's 30,000 items appends
 #: small rows here instead of rewriting every page of `items` (docs/decisions.md).
+#: A NULL story: the item was placed alone and did not match, and its story of one item is
+#: not written until another item joins it (docs/decisions.md, "Unwritten stories of one").
 item_stories = Table(
     "item_stories",
     metadata,
@@ -229,8 +231,14 @@ item_stories = Table(
         primary_key=True,
         autoincrement=False,
     ),
-    Column("story_id", Id, ForeignKey("stories.id", ondelete="CASCADE"), nullable=False),
-    Index("ix_item_stories_story_id", "story_id"),
+    Column("story_id", Id, ForeignKey("stories.id", ondelete="CASCADE")),
+    #: Partial: the many unwritten stories (NULL) cost it nothing.
+    Index(
+        "ix_item_stories_story_id",
+        "story_id",
+        sqlite_where=text("story_id IS NOT NULL"),
+        postgresql_where=text("story_id IS NOT NULL"),
+    ),
 )
 
 digests = Table(
