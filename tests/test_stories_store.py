@@ -688,3 +688,39 @@ def test_a_kept_index_behind_another_writer_joins_the_story_it_wrote(engine: Eng
     assert a.story_id == b.story_id == c.story_id > 0 and c.duplicate_of is None
     with engine.connect() as conn:
         assert conn.execute(select(stories.c.id, stories.c.item_count)).all() == [(a.story_id, 3)]
+
+
+def test_an_outlet_that_did_not_match_is_named_first_in_the_digest(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Through the pipeline's store path and a real delivery: an outlet's item that matched
+    nothing stays alone with its story unwritten; when another outlet's matched rewrite
+    joins it a cycle later, the digest has one entry naming both, the first outlet first;
+    and a third outlet's rewrite adding nothing new does not alert again."""
+    from alerts.service import deliver
+    from monitor.settings import FileChannel, MonitorSettings
+    from monitor.store import digests as digest_rows
+
+    out = FileChannel(kind="file", schedule="immediate", directory=str(tmp_path / "out"))
+    settings = MonitorSettings(channels={"files": out})
+    storage = Storage(engine, SETTINGS)
+    with engine.begin() as conn:
+        wire, daily, radio = (add_feed(conn, name) for name in ("Wire", "Daily", "Radio"))
+    storage.save_items(wire, [make_item("e1", TALKS_A, T0)], [None], T0)
+    assert storage.assign_pending_stories(T0) == 1
+    later = T0 + timedelta(hours=1)
+    lavrov = match_record(_result(("lavrov",), ("Istanbul Talks",)))
+    storage.save_items(daily, [make_item("e2", TALKS_B, later)], [lavrov], later)
+    assert storage.assign_pending_stories(later) == 1
+    (report,) = deliver(engine, settings, now=later, trigger="immediate", env={})
+    with engine.connect() as conn:
+        record = digest_rows.get_digest(conn, report.digest_id or 0)
+    assert record is not None
+    (entry,) = record.digest().entries
+    assert [s.feed_name for s in entry.sources] == ["Wire", "Daily"]
+    reworded = (TALKS_A[0].replace("third round", "next round"), TALKS_A[1])
+    latest = later + timedelta(hours=1)
+    storage.save_items(radio, [make_item("e3", reworded, latest)], [lavrov], latest)
+    assert storage.assign_pending_stories(latest) == 1
+    (quiet,) = deliver(engine, settings, now=latest, trigger="immediate", env={})
+    assert quiet.status == "skipped"
