@@ -724,3 +724,23 @@ def test_an_outlet_that_did_not_match_is_named_first_in_the_digest(
     assert storage.assign_pending_stories(latest) == 1
     (quiet,) = deliver(engine, settings, now=latest, trigger="immediate", env={})
     assert quiet.status == "skipped"
+
+
+def test_a_matched_item_joining_an_unmatched_one_in_its_batch_leaves_no_story_behind(
+    engine: Engine,
+) -> None:
+    """In one batch, an unmatched item leads and a matched one joins it: their story is
+    written with the joiner's actors, and the matched item's own story of one, written as it
+    was placed, is deleted."""
+    [lead] = insert_batch(engine, "Wire", [make_item("q1", TALKS_A, T0)])
+    later = T0 + timedelta(minutes=30)
+    [joiner] = insert_batch(engine, "Daily", [make_item("q2", TALKS_B, later)], ("lavrov",))
+    with engine.begin() as conn:
+        assert assign_pending(conn, StoryIndex(), SETTINGS, later) == 2
+    a, b = placed(engine, [lead, joiner])
+    assert a.story_id == b.story_id > 0 and a.new_story and not b.new_story
+    with engine.connect() as conn:
+        assert conn.execute(select(stories.c.id, stories.c.item_count)).all() == [(a.story_id, 2)]
+        story = get_story(conn, a.story_id)
+        assert story is not None and story.actors == ("lavrov",)
+        assert story.representative_item_id == lead
