@@ -189,14 +189,16 @@ class StoryIndex:
 
 #: When a stored item appeared (`monitor.stories.appeared_at`), worked out by the database:
 #: one datetime per row to convert instead of two.
-_APPEARED_AT = case(
-    (
-        and_(items.c.published_at.is_not(None), items.c.published_at <= items.c.first_seen_at),
-        items.c.published_at,
+_APPEARED = type_coerce(
+    case(
+        (
+            and_(items.c.published_at.is_not(None), items.c.published_at <= items.c.first_seen_at),
+            items.c.published_at,
+        ),
+        else_=items.c.first_seen_at,
     ),
-    else_=items.c.first_seen_at,
-)
-_APPEARED = type_coerce(_APPEARED_AT, UtcDateTime()).label("appeared")
+    UtcDateTime(),
+).label("appeared")
 
 #: What the index keeps of a placed item. Title and summary are read only for the items
 #: without stored hashes (`_stored_hashes`): reading them for every item of the window was
@@ -752,10 +754,8 @@ def _woken(conn: Connection, item_ids: Sequence[int]) -> list[tuple[Pending, int
     found = [
         p for chunk in _chunks(sorted(item_ids)) for p in _read_pending(conn, chunk, placed=True)
     ]
-    if len(found) != len(item_ids) or any(stored[p.item_id] is None for p in found):
-        missing = sorted(
-            set(item_ids) - {p.item_id for p in found if stored[p.item_id] is not None}
-        )
+    if len(found) != len(item_ids):  # each found item has its link row (`placed`)
+        missing = sorted(set(item_ids) - {p.item_id for p in found})
         raise StorageError(f"items {missing} were joined but have no story stored")
     return [(p, cast(int, stored[p.item_id])) for p in found]
 
@@ -847,9 +847,8 @@ def _insert_new_stories(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> No
     if not rows:
         return
     names = ("id", *_STORY_COLUMNS)
-    types = {n: stories.c[n].type for n in names}
     statement = insert(stories).values({n: bindparam(n) for n in names})
-    _write_story_rows(conn, statement, names, rows, types)
+    _write_story_rows(conn, statement, names, rows, {n: stories.c[n].type for n in names})
 
 
 def _write_story_rows(
@@ -879,14 +878,8 @@ def _new_story_ids(conn: Connection, count: int) -> list[int]:
             "SELECT nextval(pg_get_serial_sequence('stories', 'id')) FROM generate_series(1, :n)"
         )
         return [int(i) for i in conn.execute(query, {"n": count}).scalars()]
-    top = _highest_story_id(conn)
-    return list(range(top + 1, top + 1 + count))
-
-
-def _highest_story_id(conn: Connection) -> int:
-    """The highest story id stored (0 for none): new ids go above it on SQLite, which is
-    safe while the assignment transaction holds the write lock (BEGIN IMMEDIATE)."""
-    return int(conn.execute(select(func.coalesce(func.max(stories.c.id), 0))).scalar_one())
+    top = conn.execute(select(func.coalesce(func.max(stories.c.id), 0))).scalar_one()
+    return list(range(int(top) + 1, int(top) + 1 + count))
 
 
 def _merged_rows(
