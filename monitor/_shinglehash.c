@@ -399,15 +399,26 @@ static int columns_grow(Columns *t)
     return 0;
 }
 
+/* The i-th of `hashes` (4 or 8 bytes each: `width`) as a 64-bit key. */
+static inline int64_t hash_at(const void *hashes, Py_ssize_t width, Py_ssize_t i)
+{
+    if (width == 4) {
+        return (int64_t)((const uint32_t *)hashes)[i];
+    }
+    return ((const int64_t *)hashes)[i];
+}
+
 /* The passes themselves, without the GIL: -1 when memory ran out. */
-static Py_ssize_t number(const int64_t *hashes, Py_ssize_t length, Py_ssize_t first, int32_t *out)
+static Py_ssize_t number(const void *hashes, Py_ssize_t width, Py_ssize_t length,
+                         Py_ssize_t first, int32_t *out)
 {
     Columns t = {NULL, NULL, 0, 0};
     if (columns_alloc(&t, 4096) < 0) {
         return -1;
     }
     for (Py_ssize_t i = first; i < length; i++) {
-        Py_ssize_t slot = columns_slot(&t, hashes[i]);
+        int64_t key = hash_at(hashes, width, i);
+        Py_ssize_t slot = columns_slot(&t, key);
         if (t.column[slot] < 0) {
             if (2 * (t.count + 1) > t.mask + 1) {
                 if (columns_grow(&t) < 0) {
@@ -415,15 +426,15 @@ static Py_ssize_t number(const int64_t *hashes, Py_ssize_t length, Py_ssize_t fi
                     PyMem_RawFree(t.column);
                     return -1;
                 }
-                slot = columns_slot(&t, hashes[i]);
+                slot = columns_slot(&t, key);
             }
-            t.key[slot] = hashes[i];
+            t.key[slot] = key;
             t.column[slot] = (int32_t)t.count++;
         }
         out[i] = t.column[slot];
     }
     for (Py_ssize_t i = 0; i < first; i++) {
-        out[i] = t.column[columns_slot(&t, hashes[i])];
+        out[i] = t.column[columns_slot(&t, hash_at(hashes, width, i))];
     }
     Py_ssize_t count = t.count;
     PyMem_RawFree(t.key);
@@ -433,10 +444,11 @@ static Py_ssize_t number(const int64_t *hashes, Py_ssize_t length, Py_ssize_t fi
 
 PyDoc_STRVAR(number_columns_doc,
 "number_columns(hashes, first, out, /)\n--\n\n"
-"Number each distinct value of hashes[first:] (a contiguous buffer of int64) in order of\n"
-"first appearance, write each value's number, or -1 for a value only hashes[:first]\n"
-"holds, to `out` (a writable contiguous buffer of int32, as long), and return how many\n"
-"numbers were given. The GIL is released meanwhile.");
+"Number each distinct value of hashes[first:] (a contiguous buffer of 32- or 64-bit\n"
+"integers: the packed shingle hashes as they are stored, or int64) in order of first\n"
+"appearance, write each value's number, or -1 for a value only hashes[:first] holds, to\n"
+"`out` (a writable contiguous buffer of int32, as long), and return how many numbers were\n"
+"given. The GIL is released meanwhile.");
 
 static PyObject *number_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -455,16 +467,16 @@ static PyObject *number_columns(PyObject *module, PyObject *const *args, Py_ssiz
         PyBuffer_Release(&in);
         return NULL;
     }
-    Py_ssize_t length = in.len / 8, count = -1;
-    if (in.itemsize != 8 || out.itemsize != 4 || out.len / 4 != length || first < 0
+    Py_ssize_t width = in.itemsize, length = width > 0 ? in.len / width : 0, count = -1;
+    if ((width != 4 && width != 8) || out.itemsize != 4 || out.len / 4 != length || first < 0
         || first > length || length > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError,
-                        "number_columns() needs int64 hashes, 0 <= first <= len(hashes), and an "
-                        "int32 out as long as hashes");
+                        "number_columns() needs 32- or 64-bit hashes, 0 <= first <= "
+                        "len(hashes), and an int32 out as long as hashes");
     }
     else {
         Py_BEGIN_ALLOW_THREADS
-        count = number((const int64_t *)in.buf, length, first, (int32_t *)out.buf);
+        count = number(in.buf, width, length, first, (int32_t *)out.buf);
         Py_END_ALLOW_THREADS
         if (count < 0) {
             PyErr_NoMemory();

@@ -498,10 +498,12 @@ class _Matrix:
     rare_column: np.ndarray
     rare_first: np.ndarray
     rare_earlier: np.ndarray
-    #: Stop-like columns node after node; `common_start[i]` is where node i's begin (one
-    #: entry more than there are nodes).
+    #: Every node's columns, node after node (-1: a stored shingle no new node carries),
+    #: which of them are stop-like, and where each node's begin (one entry more than there
+    #: are nodes).
+    cols: np.ndarray
     common: np.ndarray
-    common_start: np.ndarray
+    starts: np.ndarray
     width: int
     sizes: np.ndarray
     hours: np.ndarray
@@ -567,21 +569,22 @@ def _steps(m: _Matrix) -> Iterator[tuple[int, int]]:
 def _matrix(
     per_node: Sequence[bytes], appeared: Sequence[datetime], first_new: int, stop_like: int
 ) -> _Matrix:
+    """The matrices of `best_candidates`, with as few arrays as long as all the shingles as
+    it takes: a cold cycle's 2.1 million shingles made each such array 8-17 MB of memory
+    touched for the first time, and page faults were much of the candidate search's time."""
     count = len(per_node)
     sizes = np.fromiter(map(len, per_node), dtype=np.int64, count=count) // PACKED.itemsize
     cols, width = _columns(per_node, sizes, first_new)
     found = cols >= 0
-    crowded = np.bincount(cols[found], minlength=width) > stop_like
-    common = found & crowded[cols]  # cols of -1 read the last flag; `found` masks them
-    rare = found & ~common
+    # Without stored nodes every shingle is a new node's: no copy of the found ones to count.
+    carriers = np.bincount(cols[found] if first_new else cols, minlength=width)
+    common = (carriers > stop_like)[cols]
+    common &= found  # cols of -1 read the last column's flag
+    rare = np.bitwise_xor(found, common, out=found)  # the found ones not stop-like
     starts = np.concatenate(([0], np.cumsum(sizes)))
     rare_at = np.flatnonzero(rare)
     rare_node = np.searchsorted(starts, rare_at, side="right") - 1
     rare_column = cols[rare_at].astype(np.int64)
-    # Where each node's stop-like columns begin: the number of them before its first shingle.
-    index = np.int32 if len(cols) < np.iinfo(np.int32).max else np.int64
-    common_before = np.zeros(len(cols) + 1, dtype=index)
-    np.cumsum(common, dtype=index, out=common_before[1:])
     epoch = appeared[0]
     hours = np.fromiter(
         ((when - epoch).total_seconds() / 3600 for when in appeared),
@@ -598,8 +601,9 @@ def _matrix(
         rare_column=rare_column,
         rare_first=rare_first,
         rare_earlier=np.searchsorted(rare_by_column, rare_column * count + rare_node) - rare_first,
-        common=cols[common],
-        common_start=common_before[starts].astype(np.int64),
+        cols=cols,
+        common=common,
+        starts=starts,
         width=width,
         sizes=sizes,
         hours=hours,
@@ -617,13 +621,16 @@ def _columns(
     node, so only they become columns (counted over every node, stored and new); the rest of
     the window's shingles matter only through `sizes`. A column's number is only a label:
     where the compiled module was built, one pass over a hash table numbers them in order
-    of first appearance (without the GIL), instead of the sort of `distinct` and the
-    probes of `column_of`. The nodes' packed hashes become one int64 array in one step."""
-    hashes = as_array(b"".join(per_node))
+    of first appearance (without the GIL), reading the nodes' packed hashes where they lie
+    once joined, instead of the sort of `distinct` and the probes of `column_of` over them
+    widened to int64."""
+    joined = b"".join(per_node)
     first = int(sizes[:first_new].sum())
     if _number_columns is not None:  # the same columns, numbered in another order
+        hashes = np.frombuffer(joined, dtype=PACKED)
         cols = np.empty(len(hashes), dtype=np.int32)
         return cols, _number_columns(hashes, first, cols)
+    hashes = as_array(joined)
     vocab = distinct(hashes[first:])
     return column_of(vocab, hashes), len(vocab)
 
@@ -752,18 +759,20 @@ def _shared_stop_like(m: _Matrix, row: np.ndarray, col: np.ndarray) -> np.ndarra
     """How many stop-like shingles each (row, col) pair shares. Pairs come grouped by row:
     each row's stop-like columns are flagged in one array the width of the vocabulary, its
     candidates' columns looked up there, and the flags cleared again, so the work and the
-    memory grow with the columns read, not with their product."""
+    memory grow with the columns read, not with their product. Only stop-like columns are
+    ever flagged (stop-like is a column's property), and a stored shingle no new node
+    carries (-1) reads the one flag past them, never set."""
     shared = np.zeros(len(row), dtype=np.int64)
-    flags = np.zeros(m.width, dtype=bool)
+    flags = np.zeros(m.width + 1, dtype=bool)
     begins = np.flatnonzero(np.concatenate(([True], row[1:] != row[:-1])))
     ends = np.append(begins[1:], len(row))
     for first, last in zip(begins.tolist(), ends.tolist(), strict=True):
-        own = m.common[m.common_start[row[first]] : m.common_start[row[first] + 1]]
+        start, stop = m.starts[row[first]], m.starts[row[first] + 1]
+        own = m.cols[start:stop][m.common[start:stop]]
         flags[own] = True
         others = col[first:last]
-        starts = m.common_start[others]
-        lengths = m.common_start[others + 1] - starts
-        seen = np.concatenate(([0], np.cumsum(flags[m.common[_runs(starts, lengths)]])))
+        lengths = m.sizes[others]
+        seen = np.concatenate(([0], np.cumsum(flags[m.cols[_runs(m.starts[others], lengths)]])))
         bounds = np.concatenate(([0], np.cumsum(lengths)))
         shared[first:last] = seen[bounds[1:]] - seen[bounds[:-1]]
         flags[own] = False
