@@ -21,6 +21,7 @@ from monitor.store.items import insert_items
 from monitor.store.migrate import upgrade
 from monitor.store.schema import feeds, item_stories, items, matches, stories
 from monitor.store.stories import (
+    BatchStories,
     Pending,
     StoryIndex,
     _read_pending,
@@ -744,3 +745,14 @@ def test_a_matched_item_joining_an_unmatched_one_in_its_batch_leaves_no_story_be
         story = get_story(conn, a.story_id)
         assert story is not None and story.actors == ("lavrov",)
         assert story.representative_item_id == lead
+
+
+def test_batch_stories_read_an_item_without_entry_as_its_unwritten_story() -> None:
+    """Only written stories get entries; any other item of the batch is alone in its
+    unwritten story (`known_story` of a NULL link), in the mapping and in a copy of it."""
+    own = BatchStories({5: 9})
+    copied = BatchStories(own)
+    copied[7] = 11
+    assert (own[5], own[7], own[8]) == (9, known_story(7, None), -8)
+    assert (copied[5], copied[7], copied[8]) == (9, 11, -8)
+    assert dict(own) == {5: 9}  # reading a default records nothing

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
@@ -529,13 +530,10 @@ def _place(
     index: StoryIndex,
 ) -> None:
     """Place `pending` (the items without a story first seen within the window)."""
-    batch_ids = {p.item_id for p in pending}
-    sync_index(conn, index, now - 2 * rules.window, batch_ids)
+    sync_index(conn, index, now - 2 * rules.window, {p.item_id for p in pending})
     lower = lower_bound(pending, rules, now)
     stored = [c for c in index.window.entries() if c.appeared_at >= lower]
     ordered = processing_order(pending)  # the records as they are (`Placing`)
-    comparables = [p for p in pending if comparable(p.hashes)]
-    linkable = {p.item_id for p in comparables}
     # Every item is first written in a story of its own, as nearly all stay; meanwhile
     # helper threads find the candidates (numpy, mostly without the GIL) and the exact
     # duplicates (by a second connection, which reads the committed items while this one
@@ -544,11 +542,11 @@ def _place(
     with ThreadPoolExecutor(2, thread_name_prefix="monitor-stories") as helpers:
         found = helpers.submit(best_candidates, ordered, stored, rules, index.window.stop_like)
         if reads_beside_a_writer(conn.engine):
-            duplicates = helpers.submit(_read_duplicates, conn.engine, pending, linkable)
+            duplicates = helpers.submit(_read_duplicates, conn.engine, pending)
             own = _start_alone(conn, pending)
             roots, duplicate_story = duplicates.result()
         else:  # one connection (an in-memory database): one thing after the other
-            roots, duplicate_story = _exact_duplicates(conn, pending, linkable)
+            roots, duplicate_story = _exact_duplicates(conn, pending)
             own = _start_alone(conn, pending)
         best = found.result()
     rooted = [
@@ -557,7 +555,7 @@ def _place(
     ]
     decided = decide_in_order(rooted, best, duplicate_story)
     story_of, woken = _regroup(conn, rooted, decided, own)
-    index.stage([*comparables, *(p for p in woken if comparable(p.hashes))], story_of)
+    index.stage([p for p in chain(pending, woken) if comparable(p.hashes)], story_of)
 
 
 def lower_bound(batch: Sequence[Pending], rules: StoryRules, now: datetime) -> datetime:
@@ -580,38 +578,36 @@ def _chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 
 
 def _read_duplicates(
-    engine: Engine, pending: Sequence[Pending], comparable: set[int]
+    engine: Engine, pending: Sequence[Pending]
 ) -> tuple[dict[int, int], dict[int, int | None]]:
     """`_exact_duplicates` through a connection of its own (`reading`)."""
     with reading(engine) as reader:
-        return _exact_duplicates(reader, pending, comparable)
+        return _exact_duplicates(reader, pending)
 
 
 def _exact_duplicates(
-    conn: Connection, pending: Sequence[Pending], comparable: set[int]
+    conn: Connection, pending: Sequence[Pending]
 ) -> tuple[dict[int, int], dict[int, int | None]]:
     """The exact-duplicate root of each pending item that has one (`_duplicate_roots`),
     and the story of each root outside the batch (None: it has none)."""
-    roots = _duplicate_roots(conn, pending, comparable)
-    batch_ids = {p.item_id for p in pending}
-    return roots, _story_ids(conn, {r for r in roots.values() if r not in batch_ids})
+    records = {p.item_id: p for p in pending}
+    roots = _duplicate_roots(conn, records)
+    return roots, _story_ids(conn, {r for r in roots.values() if r not in records})
 
 
-def _duplicate_roots(
-    conn: Connection, pending: Sequence[Pending], comparable: set[int]
-) -> dict[int, int]:
-    """Pending item id → earliest stored item with the same canonical URL or content hash.
+def _duplicate_roots(conn: Connection, pending: Mapping[int, Pending]) -> dict[int, int]:
+    """Pending item id → earliest stored item with the same canonical URL or content hash
+    (`pending`: the records by id).
 
     One self-join per key finds, for every item without a story in the id range of the
     pending ones (nearly always just them: the newest items), the other items sharing its
     key; only those pairs are read, so a cycle without duplicates reads nothing. So it runs
     before the pending items get their own stories (`_start_alone`), or beside that, on
     another connection, which sees only what is committed. Content hashes of items too
-    short to compare are ignored (a bare "Live updates" title is not a duplicate): only ids
-    in `comparable` are linked by content hash."""
+    short to compare are ignored (a bare "Live updates" title is not a duplicate): only
+    comparable items are linked by content hash."""
     if not pending:
         return {}
-    wanted = {p.item_id for p in pending}
     new, other = items.alias("new"), items.alias("other")
     pairs: list[tuple[int, int]] = []
     earlier_root: dict[int, int] = {}
@@ -619,16 +615,17 @@ def _duplicate_roots(
         query = (
             select(new.c.id.label("new_id"), other.c.id, other.c.duplicate_of)
             .join(other, and_(other.c[key] == new.c[key], other.c.id != new.c.id))
-            .where(new.c.id.between(min(wanted), max(wanted)), _unplaced(new))
+            .where(new.c.id.between(min(pending), max(pending)), _unplaced(new))
         )
         for row in conn.execute(query):
-            if row.new_id not in wanted or (key == "content_hash" and row.new_id not in comparable):
+            record = pending.get(row.new_id)
+            if record is None or (key == "content_hash" and not comparable(record.hashes)):
                 continue
             pairs.append((row.new_id, row.id))
             if row.duplicate_of is not None:
                 earlier_root[row.id] = row.duplicate_of
     roots = roots_of_pairs(pairs)
-    return {i: earlier_root.get(r, r) for i, r in roots.items() if i in wanted}
+    return {i: earlier_root.get(r, r) for i, r in roots.items() if i in pending}
 
 
 def _appeared(published: datetime | None, first_seen: datetime) -> datetime:
@@ -647,7 +644,16 @@ def _story_ids(conn: Connection, item_ids: Iterable[int]) -> dict[int, int | Non
     return out
 
 
-def _start_alone(conn: Connection, pending: Sequence[Pending]) -> dict[int, int]:
+class BatchStories(dict[int, int]):
+    """Item id → story id (`known_story`) for the items of a batch being placed: an item
+    without an entry is alone in its unwritten story of one (minus its id). Only the
+    written stories get entries: a cold cycle's 26,000 unmatched items need none."""
+
+    def __missing__(self, item_id: int) -> int:
+        return -item_id
+
+
+def _start_alone(conn: Connection, pending: Sequence[Pending]) -> BatchStories:
     """Place every pending item in a story of its own; item id → story id (`known_story`).
 
     Only the stories of the items with a match (about one in ten) are written now: a digest
@@ -657,9 +663,9 @@ def _start_alone(conn: Connection, pending: Sequence[Pending]) -> dict[int, int]
     matched = [p for p in pending if p.matched]
     ids = _new_story_ids(conn, len(matched))
     _insert_new_stories(conn, [_own_story(i, p) for i, p in zip(ids, matched, strict=True)])
-    written = {p.item_id: i for i, p in zip(ids, matched, strict=True)}
-    _link_items(conn, [(p.item_id, written.get(p.item_id)) for p in pending])
-    return {p.item_id: written.get(p.item_id, -p.item_id) for p in pending}
+    own = BatchStories(zip((p.item_id for p in matched), ids, strict=True))
+    _link_items(conn, list(own.items()), [p.item_id for p in pending if not p.matched])
+    return own
 
 
 def _own_story(story_id: int, p: Pending) -> tuple[Any, ...]:
@@ -672,8 +678,8 @@ def _regroup(
     conn: Connection,
     rooted: Sequence[Pending],
     decided: Mapping[int, Decision],
-    own: Mapping[int, int],
-) -> tuple[dict[int, int], list[Pending]]:
+    own: BatchStories,
+) -> tuple[BatchStories, list[Pending]]:
     """Carry out the decisions of the items in company (`rooted`: their records, with
     their duplicate roots) over the stories of their own `_start_alone` gave every item.
     Returns item id → story id for every item, and the records of the stored items whose
@@ -686,7 +692,7 @@ def _regroup(
     for p in rooted:
         groups.setdefault(_key(decided[p.item_id]), []).append(p)
     target, woken = _write_groups(conn, groups, own)
-    story_of = dict(own)
+    story_of = BatchStories(own)
     for key, members in groups.items():
         story_of.update((p.item_id, target[key]) for p in members)
     moved = [(story_of[i], i) for i in (p.item_id for p in rooted) if story_of[i] != own[i]]
@@ -705,7 +711,7 @@ def _regroup(
 
 
 def _write_groups(
-    conn: Connection, groups: Mapping[StoryKey, Sequence[Pending]], own: Mapping[int, int]
+    conn: Connection, groups: Mapping[StoryKey, Sequence[Pending]], own: BatchStories
 ) -> tuple[dict[StoryKey, int], list[tuple[Pending, int]]]:
     """Write the story of each group of new items (`_regroup`); the story id of each group,
     and the stored items whose unwritten stories were joined, with their story as stored
@@ -781,9 +787,9 @@ _LINK_ALONE = text(
 )
 
 
-def _link_items(conn: Connection, links: Sequence[tuple[int, int | None]]) -> None:
-    """Record each item's story ((item id, story id or None for an unwritten story of
-    one)): one `item_stories` row per item.
+def _link_items(conn: Connection, written: Sequence[tuple[int, int]], alone: Sequence[int]) -> None:
+    """Record each item's story: (item id, story id) for the `written` ones, no story (NULL)
+    for the items `alone` in an unwritten story of one; one `item_stories` row per item.
 
     The story goes to its own narrow table: setting a column of the wide `items` rows
     rewrote every page holding a placed item (0.13 s of updates and a 35 MB commit on
@@ -793,11 +799,11 @@ def _link_items(conn: Connection, links: Sequence[tuple[int, int | None]]) -> No
     as one JSON array that SQLite takes apart itself (`_alone_as_json`), in one step
     without the GIL, where an executemany took it back for every row while the candidate
     search needed it beside (`_place`)."""
-    if _alone_as_json(conn):
-        alone = [item_id for item_id, story in links if story is None]
-        if alone:
-            conn.execute(_LINK_ALONE, {"ids": json.dumps(alone)})
-        links = [link for link in links if link[1] is not None]
+    links: list[tuple[int, int | None]] = list(written)
+    if alone and _alone_as_json(conn):
+        conn.execute(_LINK_ALONE, {"ids": json.dumps(alone)})
+    else:
+        links += [(item_id, None) for item_id in alone]
     statement = insert(item_stories).values(item_id=bindparam("item"), story_id=bindparam("story"))
     executemany(conn, statement, ("item", "story"), links)
 
