@@ -463,13 +463,14 @@ def _pending(conn: Connection, since: datetime, hints: Mapping[int, Pending]) ->
     query = select(items.c.id).where(items.c.first_seen_at >= since, _unplaced())
     result = conn.execute(query)
     try:  # the ids straight from the driver, all at once
-        ids = sorted(i for (i,) in result.cursor.fetchall())
+        ids = [i for (i,) in result.cursor.fetchall()]
     finally:
         result.close()
-    found = [hints.get(i) for i in ids]
-    missing = [i for i, p in zip(ids, found, strict=True) if p is None]
-    if not missing:
+    ids.sort()
+    found = list(map(hints.get, ids))
+    if all(found):  # every one has its hint (the cycle's own items, as nearly always)
         return cast(list[Pending], found)
+    missing = [i for i, p in zip(ids, found, strict=True) if p is None]
     read = {p.item_id: p for chunk in _chunks(missing) for p in _read_pending(conn, chunk)}
     return [p or read[i] for i, p in zip(ids, found, strict=True) if p or i in read]
 
