@@ -378,8 +378,6 @@ class Pending(NamedTuple):
     `monitor.stories.Fingerprint`)."""
 
     item_id: int
-    url: str | None
-    content_hash: str
     appeared_at: datetime
     #: Its shingles, hashed and packed (`Fingerprint.hashes`).
     hashes: bytes
@@ -401,11 +399,9 @@ class Pending(NamedTuple):
             [hashes] = shingle_hashes([story_shingles(item.title, item.summary)])
         at = appeared_at(item)
         if match is None:
-            return cls(item_id, item.url, item.content_hash, at, hashes)
+            return cls(item_id, at, hashes)
         return cls(
             item_id,
-            item.url,
-            item.content_hash,
             at,
             hashes,
             canonical(match.actors),
@@ -480,8 +476,6 @@ def _read_pending(conn: Connection, ids: Sequence[int], *, placed: bool = False)
     query = (
         select(
             items.c.id,
-            items.c.url,
-            items.c.content_hash,
             items.c.story_hashes,
             items.c.published_at,
             items.c.first_seen_at,
@@ -498,8 +492,6 @@ def _read_pending(conn: Connection, ids: Sequence[int], *, placed: bool = False)
     return [
         Pending(
             r.id,
-            r.url,
-            r.content_hash,
             _appeared(r.published_at, r.first_seen_at),
             h,
             canonical(r.actors or ()),
