@@ -399,56 +399,104 @@ static int columns_grow(Columns *t)
     return 0;
 }
 
-/* The i-th of `hashes` (4 or 8 bytes each: `width`) as a 64-bit key. */
-static inline int64_t hash_at(const void *hashes, Py_ssize_t width, Py_ssize_t i)
+/* A run of hashes, 4 or 8 bytes each (`width`): a buffer, or one node's packed hashes. */
+typedef struct {
+    const void *data;
+    Py_ssize_t length;
+} Segment;
+
+/* The i-th hash of a segment as a 64-bit key. */
+static inline int64_t hash_at(const Segment *segment, Py_ssize_t width, Py_ssize_t i)
 {
     if (width == 4) {
-        return (int64_t)((const uint32_t *)hashes)[i];
+        return (int64_t)((const uint32_t *)segment->data)[i];
     }
-    return ((const int64_t *)hashes)[i];
+    return ((const int64_t *)segment->data)[i];
 }
 
-/* The passes themselves, without the GIL: -1 when memory ran out. */
-static Py_ssize_t number(const void *hashes, Py_ssize_t width, Py_ssize_t length,
+/* The passes themselves, without the GIL, over the segments as if joined: -1 when memory
+ * ran out. */
+static Py_ssize_t number(const Segment *segments, Py_ssize_t count, Py_ssize_t width,
                          Py_ssize_t first, int32_t *out)
 {
     Columns t = {NULL, NULL, 0, 0};
     if (columns_alloc(&t, 4096) < 0) {
         return -1;
     }
-    for (Py_ssize_t i = first; i < length; i++) {
-        int64_t key = hash_at(hashes, width, i);
-        Py_ssize_t slot = columns_slot(&t, key);
-        if (t.column[slot] < 0) {
-            if (2 * (t.count + 1) > t.mask + 1) {
-                if (columns_grow(&t) < 0) {
-                    PyMem_RawFree(t.key);
-                    PyMem_RawFree(t.column);
-                    return -1;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t s = 0; s < count; at += segments[s++].length) {
+        for (Py_ssize_t i = first > at ? first - at : 0; i < segments[s].length; i++) {
+            int64_t key = hash_at(&segments[s], width, i);
+            Py_ssize_t slot = columns_slot(&t, key);
+            if (t.column[slot] < 0) {
+                if (2 * (t.count + 1) > t.mask + 1) {
+                    if (columns_grow(&t) < 0) {
+                        PyMem_RawFree(t.key);
+                        PyMem_RawFree(t.column);
+                        return -1;
+                    }
+                    slot = columns_slot(&t, key);
                 }
-                slot = columns_slot(&t, key);
+                t.key[slot] = key;
+                t.column[slot] = (int32_t)t.count++;
             }
-            t.key[slot] = key;
-            t.column[slot] = (int32_t)t.count++;
+            out[at + i] = t.column[slot];
         }
-        out[i] = t.column[slot];
     }
-    for (Py_ssize_t i = 0; i < first; i++) {
-        out[i] = t.column[columns_slot(&t, hash_at(hashes, width, i))];
+    at = 0;
+    for (Py_ssize_t s = 0; s < count && at < first; at += segments[s++].length) {
+        for (Py_ssize_t i = 0; i < segments[s].length && at + i < first; i++) {
+            out[at + i] = t.column[columns_slot(&t, hash_at(&segments[s], width, i))];
+        }
     }
-    Py_ssize_t count = t.count;
+    Py_ssize_t numbered = t.count;
     PyMem_RawFree(t.key);
     PyMem_RawFree(t.column);
-    return count;
+    return numbered;
+}
+
+/* The segments of a list or tuple of bytes, each a node's packed 32-bit hashes; `*kept`
+ * holds them (a tuple of new references) while the segments are read. */
+static Segment *node_segments(PyObject *nodes, Py_ssize_t *count, Py_ssize_t *length,
+                              PyObject **kept)
+{
+    *kept = PySequence_Tuple(nodes);
+    if (*kept == NULL) {
+        return NULL;
+    }
+    *count = PyTuple_GET_SIZE(*kept);
+    Segment *segments = PyMem_Malloc((*count > 0 ? *count : 1) * sizeof(Segment));
+    if (segments == NULL) {
+        Py_CLEAR(*kept);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    *length = 0;
+    for (Py_ssize_t s = 0; s < *count; s++) {
+        PyObject *node = PyTuple_GET_ITEM(*kept, s);
+        if (!PyBytes_Check(node) || PyBytes_GET_SIZE(node) % 4 != 0) {
+            PyErr_SetString(PyExc_ValueError,
+                            "number_columns() needs each node's hashes as bytes of packed "
+                            "32-bit hashes");
+            PyMem_Free(segments);
+            Py_CLEAR(*kept);
+            return NULL;
+        }
+        segments[s].data = PyBytes_AS_STRING(node);
+        segments[s].length = PyBytes_GET_SIZE(node) / 4;
+        *length += segments[s].length;
+    }
+    return segments;
 }
 
 PyDoc_STRVAR(number_columns_doc,
 "number_columns(hashes, first, out, /)\n--\n\n"
-"Number each distinct value of hashes[first:] (a contiguous buffer of 32- or 64-bit\n"
-"integers: the packed shingle hashes as they are stored, or int64) in order of first\n"
-"appearance, write each value's number, or -1 for a value only hashes[:first] holds, to\n"
-"`out` (a writable contiguous buffer of int32, as long), and return how many numbers were\n"
-"given. The GIL is released meanwhile.");
+"Number each distinct value of hashes[first:] in order of first appearance, write each\n"
+"value's number, or -1 for a value only hashes[:first] holds, to `out` (a writable\n"
+"contiguous buffer of int32, as long), and return how many numbers were given. `hashes`\n"
+"is a contiguous buffer of 32- or 64-bit integers, or a list or tuple of bytes, each a\n"
+"node's packed 32-bit hashes, read as if joined (without joining them). The GIL is\n"
+"released meanwhile.");
 
 static PyObject *number_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -459,15 +507,29 @@ static PyObject *number_columns(PyObject *module, PyObject *const *args, Py_ssiz
         }
         return NULL;
     }
-    Py_buffer in, out;
-    if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        return NULL;
+    Py_buffer in = {0}, out;
+    Segment one, *segments = &one;
+    PyObject *kept = NULL;
+    Py_ssize_t count = 1, width = 4, length;
+    if (PyList_Check(args[0]) || PyTuple_Check(args[0])) {
+        segments = node_segments(args[0], &count, &length, &kept);
+        if (segments == NULL) {
+            return NULL;
+        }
     }
+    else {
+        if (PyObject_GetBuffer(args[0], &in, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            return NULL;
+        }
+        width = in.itemsize;
+        length = width > 0 ? in.len / width : 0;
+        one.data = in.buf;
+        one.length = length;
+    }
+    Py_ssize_t numbered = -1;
     if (PyObject_GetBuffer(args[2], &out, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&in);
-        return NULL;
+        goto done;
     }
-    Py_ssize_t width = in.itemsize, length = width > 0 ? in.len / width : 0, count = -1;
     if ((width != 4 && width != 8) || out.itemsize != 4 || out.len / 4 != length || first < 0
         || first > length || length > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError,
@@ -476,15 +538,22 @@ static PyObject *number_columns(PyObject *module, PyObject *const *args, Py_ssiz
     }
     else {
         Py_BEGIN_ALLOW_THREADS
-        count = number(in.buf, width, length, first, (int32_t *)out.buf);
+        numbered = number(segments, count, width, first, (int32_t *)out.buf);
         Py_END_ALLOW_THREADS
-        if (count < 0) {
+        if (numbered < 0) {
             PyErr_NoMemory();
         }
     }
-    PyBuffer_Release(&in);
     PyBuffer_Release(&out);
-    return count < 0 ? NULL : PyLong_FromSsize_t(count);
+done:
+    if (kept != NULL) {
+        PyMem_Free(segments);
+        Py_DECREF(kept);
+    }
+    else {
+        PyBuffer_Release(&in);
+    }
+    return numbered < 0 ? NULL : PyLong_FromSsize_t(numbered);
 }
 
 /* --- the module ------------------------------------------------------------------------- */

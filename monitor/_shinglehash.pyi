@@ -8,6 +8,7 @@ class Hasher:
 
 def word_hashes(text: str, /) -> bytes: ...
 
-# hashes, out: contiguous buffers of 32- or 64-bit integers and of int32 (numpy arrays on
-# Python 3.11, whose typeshed has no Buffer type yet)
+# hashes: a contiguous buffer of 32- or 64-bit integers, or a list or tuple of bytes (each
+# node's packed 32-bit hashes); out: a contiguous buffer of int32 (numpy arrays on Python
+# 3.11, whose typeshed has no Buffer type yet)
 def number_columns(hashes: object, first: int, out: object, /) -> int: ...

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -531,20 +532,22 @@ def test_compiled_columns_are_the_python_columns_renumbered(size: int, first: in
     assert sorted(c for c in relabel if c >= 0) == list(range(width))
 
 
-def test_compiled_columns_read_packed_32_bit_hashes_as_their_int64_values() -> None:
-    """The packed hashes as stored (little-endian uint32, read in place) get the columns
-    their values widened to int64 get."""
+@pytest.mark.parametrize("first", [0, 1, 700, 701, 2999, 3000])
+def test_compiled_columns_read_packed_32_bit_hashes_as_their_int64_values(first: int) -> None:
+    """The packed hashes as stored (little-endian uint32) get the columns their values
+    widened to int64 get: read in place from one buffer, or node by node from a list of
+    each node's bytes, as if joined (`first` anywhere, inside a node or between two)."""
     compiled = pytest.importorskip("monitor._shinglehash", reason="not built here")
     rng = np.random.default_rng(3)
     values = rng.integers(0, 2**32, 400, dtype=np.uint64)
     packed_hashes = values[rng.integers(0, len(values), 3000)].astype(PACKED).tobytes()
-    narrow = np.frombuffer(packed_hashes, dtype=PACKED)
-    wide = as_array(packed_hashes)
-    cols32, cols64 = (np.empty(len(narrow), dtype=np.int32) for _ in range(2))
-    assert compiled.number_columns(narrow, 700, cols32) == compiled.number_columns(
-        wide, 700, cols64
-    )
-    assert cols32.tolist() == cols64.tolist()
+    cuts = sorted({0, *(4 * int(c) for c in rng.integers(0, 3001, 60)), 12000})
+    nodes = [packed_hashes[a:b] for a, b in pairwise(cuts)]
+    inputs = [as_array(packed_hashes), np.frombuffer(packed_hashes, dtype=PACKED), nodes]
+    outs = [np.full(3000, -7, dtype=np.int32) for _ in inputs]
+    widths = {compiled.number_columns(h, first, out) for h, out in zip(inputs, outs, strict=True)}
+    assert len(widths) == 1
+    assert outs[0].tolist() == outs[1].tolist() == outs[2].tolist()
 
 
 def test_compiled_columns_refuse_mismatched_buffers() -> None:
@@ -558,6 +561,11 @@ def test_compiled_columns_refuse_mismatched_buffers() -> None:
         compiled.number_columns(hashes, 0)
     with pytest.raises(ValueError, match="32- or 64-bit"):
         compiled.number_columns(hashes.astype(np.int16), 0, np.empty(10, dtype=np.int32))
+    for nodes in ([b"\0" * 8, "text"], [b"\0" * 6]):
+        with pytest.raises(ValueError, match="bytes of packed 32-bit hashes"):
+            compiled.number_columns(nodes, 0, np.empty(2, dtype=np.int32))
+    with pytest.raises(ValueError, match="int32 out as long"):
+        compiled.number_columns([b"\0" * 8, b"\0" * 4], 0, np.empty(2, dtype=np.int32))
 
 
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
