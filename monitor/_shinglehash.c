@@ -118,21 +118,27 @@ typedef struct {
     Py_ssize_t slots;
     char **stop_text;
     Py_ssize_t *stop_length;
+    /* The longest stopword's length: no longer word is looked up. */
+    Py_ssize_t longest_stop;
 } Hasher;
+
+#define FNV_OFFSET UINT64_C(1469598103934665603)
+#define FNV_PRIME UINT64_C(1099511628211)
 
 static uint64_t bytes_key(const char *word, Py_ssize_t length)
 {
-    uint64_t h = UINT64_C(1469598103934665603);
+    uint64_t h = FNV_OFFSET;
     for (Py_ssize_t i = 0; i < length; i++) {
-        h = (h ^ (unsigned char)word[i]) * UINT64_C(1099511628211);
+        h = (h ^ (unsigned char)word[i]) * FNV_PRIME;
     }
     return h;
 }
 
-static int is_stopword(const Hasher *self, const char *word, Py_ssize_t length)
+/* Whether `word` is a stopword, its `bytes_key` given. */
+static int is_stopword(const Hasher *self, const char *word, Py_ssize_t length, uint64_t key)
 {
     Py_ssize_t mask = self->slots - 1;
-    for (Py_ssize_t slot = (Py_ssize_t)(bytes_key(word, length) & (uint64_t)mask);;
+    for (Py_ssize_t slot = (Py_ssize_t)(key & (uint64_t)mask);;
          slot = (slot + 1) & mask) {
         if (self->stop_text[slot] == NULL) {
             return 0;
@@ -163,7 +169,7 @@ static int add_stopword(Hasher *self, PyObject *word)
     }
     Py_ssize_t length = PyUnicode_GET_LENGTH(word);
     const char *text = (const char *)PyUnicode_DATA(word);
-    if (length == 0 || is_stopword(self, text, length)) {
+    if (length == 0 || is_stopword(self, text, length, bytes_key(text, length))) {
         return 0;
     }
     Py_ssize_t mask = self->slots - 1;
@@ -178,6 +184,9 @@ static int add_stopword(Hasher *self, PyObject *word)
     }
     memcpy(self->stop_text[slot], text, length);
     self->stop_length[slot] = length;
+    if (length > self->longest_stop) {
+        self->longest_stop = length;
+    }
     return 0;
 }
 
@@ -237,10 +246,12 @@ typedef struct {
     Py_ssize_t count;
 } Stems;
 
-/* Add one word (lower-case ASCII) unless it is a stopword or its stem was seen. */
-static void take_word(const Hasher *self, Stems *stems, const char *word, Py_ssize_t length)
+/* Add one word (lower-case ASCII; `word_key` its `bytes_key`) unless it is a stopword or
+ * its stem was seen. */
+static void take_word(const Hasher *self, Stems *stems, const char *word, Py_ssize_t length,
+                      uint64_t word_key)
 {
-    if (is_stopword(self, word, length)) {
+    if (length <= self->longest_stop && is_stopword(self, word, length, word_key)) {
         return;
     }
     Py_ssize_t stem = length < self->stem_chars ? length : self->stem_chars;
@@ -266,14 +277,17 @@ static void take_text(const Hasher *self, Stems *stems, PyObject *text, char *bu
 {
     const unsigned char *data = (const unsigned char *)PyUnicode_DATA(text);
     Py_ssize_t length = PyUnicode_GET_LENGTH(text), used = 0;
+    uint64_t key = FNV_OFFSET; /* the word's `bytes_key`, taken as it is read */
     for (Py_ssize_t i = 0; i <= length; i++) {
         unsigned char c = i < length ? word_char[data[i]] : 0;
         if (c != 0) {
             buffer[used++] = (char)c;
+            key = (key ^ c) * FNV_PRIME;
         }
         else if (used > 0) {
-            take_word(self, stems, buffer, used);
+            take_word(self, stems, buffer, used, key);
             used = 0;
+            key = FNV_OFFSET;
         }
     }
 }

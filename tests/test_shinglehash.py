@@ -102,6 +102,12 @@ def test_non_ascii_text_is_left_to_python() -> None:
 
 def test_an_item_of_stopwords_only_has_no_shingles() -> None:
     assert HASHER.story("The news, said", "Today: they told us it was the latest update") == b""
+    # The longest stopwords, and words one letter longer than they are, which are not.
+    longest = max(map(len, story_text._STOPWORDS))
+    assert HASHER.story(" ".join(w for w in story_text._STOPWORDS if len(w) == longest), "") == b""
+    longer = HASHER.story("Wednesdays according", "yesterdays")
+    assert longer is not None
+    assert len(np.frombuffer(longer, dtype=PACKED)) == 2  # "wednes", "yester"
 
 
 def test_a_stem_is_taken_once_across_title_and_summary() -> None:
