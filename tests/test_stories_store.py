@@ -15,9 +15,9 @@ from sqlalchemy import insert as sa_insert
 
 from monitor.match import match_record
 from monitor.settings import StoriesSettings
-from monitor.store import Storage
+from monitor.store import Storage, match_row
 from monitor.store.engine import make_engine
-from monitor.store.items import insert_items
+from monitor.store.items import insert_items, insert_matches
 from monitor.store.migrate import upgrade
 from monitor.store.schema import feeds, item_stories, items, matches, stories
 from monitor.store.stories import (
@@ -29,6 +29,7 @@ from monitor.store.stories import (
     get_story,
     known_story,
     list_stories,
+    write_matched_stories,
 )
 from monitor.types import Hit, Item, MatchResult
 
@@ -745,6 +746,59 @@ def test_a_matched_item_joining_an_unmatched_one_in_its_batch_leaves_no_story_be
         story = get_story(conn, a.story_id)
         assert story is not None and story.actors == ("lavrov",)
         assert story.representative_item_id == lead
+
+
+def test_a_lone_item_that_gains_a_match_gets_its_story_written(engine: Engine) -> None:
+    """`monitor rematch` gives an item placed alone without a match its first match: its
+    story of one is written from the item and that match, and the item linked to it; an item
+    already in a written story, and one not placed yet, are left as they are. A kept index
+    that still holds the story as unwritten adds a later rewrite to the written story."""
+    index = StoryIndex()
+    [lone] = store(engine, "Wire", [make_item("g1", TALKS_A, T0)], T0, index=index)
+    [heat] = store(engine, "Meteo", [make_item("g2", WEATHER, T0)], T0, ("aemet",), StoryIndex())
+    [waiting] = insert_batch(engine, "Late", [make_item("g3", LAVROV_LATER, T0)])
+    lavrov = match_record(_result(("lavrov",), ("Istanbul Talks",)))
+    with engine.begin() as conn:
+        insert_matches(conn, [match_row(i, lavrov, T0) for i in (lone.item_id, waiting)])
+        assert write_matched_stories(conn, [lone.item_id, heat.item_id, waiting]) == 1
+    [now_lone], [now_heat] = placed(engine, [lone.item_id]), placed(engine, [heat.item_id])
+    assert now_lone.story_id > 0 and now_lone.new_story and now_heat == heat
+    with engine.connect() as conn:
+        story = get_story(conn, now_lone.story_id)
+        assert story is not None and story.item_count == 1
+        assert story.actors == ("lavrov",) and story.terms == ("istanbul talks",)
+        unplaced = select(item_stories.c.item_id).where(item_stories.c.item_id == waiting)
+        assert conn.execute(unplaced).all() == []
+        assert write_matched_stories(conn, [lone.item_id]) == 0  # written once
+    later = T0 + timedelta(hours=1)
+    [rewrite] = insert_batch(engine, "Daily", [make_item("g4", TALKS_B, later)])
+    with engine.begin() as conn:
+        assert assign_pending(conn, index, SETTINGS, later) == 2  # with the waiting one
+    [joined] = placed(engine, [rewrite])
+    assert joined.story_id == now_lone.story_id
+    with engine.connect() as conn:
+        story = get_story(conn, now_lone.story_id)
+        assert story is not None and story.representative_item_id == lone.item_id
+        members = [m.item_id for m in story.members]
+        assert {lone.item_id, rewrite} <= set(members) and story.item_count == len(members)
+        assert conn.execute(select(func.count()).select_from(stories)).scalar_one() == 2
+
+
+def test_rematch_writes_the_story_of_a_lone_item_it_matches(engine: Engine) -> None:
+    """`monitor rematch` applying an added match to an item placed alone writes its story."""
+    from monitor.cli.matches import _apply
+    from monitor.rematch import RematchChange
+
+    [lone] = store(engine, "Wire", [make_item("h1", TALKS_A, T0)], T0)
+    added = RematchChange(lone.item_id, None, "added", TALKS_A[0], (), ("talks",), 2.0)
+    row = match_row(lone.item_id, match_record(_result(("lavrov",), ("Istanbul Talks",))), T0)
+    with engine.begin() as conn:
+        _apply(conn, [(added, row)])
+    [now] = placed(engine, [lone.item_id])
+    assert now.story_id > 0 and now.new_story
+    with engine.connect() as conn:
+        story = get_story(conn, now.story_id)
+        assert story is not None and story.actors == ("lavrov",)
 
 
 def test_batch_stories_read_an_item_without_entry_as_its_unwritten_story() -> None:

@@ -26,6 +26,7 @@ from monitor.rematch import RematchChange, plan
 from monitor.store import items as item_rows
 from monitor.store import match_row
 from monitor.store import matches as match_rows
+from monitor.store import stories as story_rows
 from monitor.store.lock import instance_lock
 
 
@@ -119,6 +120,8 @@ def rematch(
 
 def _apply(conn: Connection, planned: list[tuple[RematchChange, dict[str, Any]]]) -> None:
     item_rows.insert_matches(conn, [row for c, row in planned if c.kind == "added"])
+    # An item placed alone before it matched gets its story written, as a matched item has.
+    story_rows.write_matched_stories(conn, [c.item_id for c, _ in planned if c.kind == "added"])
     for change, row in planned:
         if change.kind == "changed" and change.match_id is not None:
             match_rows.replace_match(conn, change.match_id, row)

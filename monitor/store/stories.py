@@ -661,6 +661,30 @@ def _start_alone(conn: Connection, pending: Sequence[Pending]) -> BatchStories:
     return own
 
 
+def write_matched_stories(conn: Connection, item_ids: Iterable[int]) -> int:
+    """Write a story of one for each item of `item_ids` that was placed alone without a
+    match (its link names no story) and has a match now (`monitor rematch` added it), and
+    link the item to it: a matched item has a written story, as when it is placed with its
+    match, so its digests are told by story. Returns how many stories were written.
+
+    Items without a link (not placed yet) are left to the next assignment, and items
+    already in a written story to it. A kept index of another process that still holds
+    such a story as unwritten joins the written one when an item joins it (`_woken`)."""
+    unwritten_links = select(item_stories.c.item_id).where(
+        item_stories.c.item_id.in_(bindparam("ids", expanding=True)),
+        item_stories.c.story_id.is_(None),
+    )
+    lone = [
+        i for chunk in _chunks(item_ids) for (i,) in conn.execute(unwritten_links, {"ids": chunk})
+    ]
+    found = [p for chunk in _chunks(sorted(lone)) for p in _read_pending(conn, chunk, placed=True)]
+    matched = [p for p in found if p.matched]
+    ids = _new_story_ids(conn, len(matched))
+    _insert_new_stories(conn, [_own_story(i, p) for i, p in zip(ids, matched, strict=True)])
+    _move_items(conn, [(i, p.item_id) for i, p in zip(ids, matched, strict=True)], [])
+    return len(matched)
+
+
 def _own_story(story_id: int, p: Pending) -> tuple[Any, ...]:
     """The row of a story of one item (`_insert_new_stories`): its id, then
     `_STORY_COLUMNS` from the item's record."""
