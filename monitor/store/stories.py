@@ -653,10 +653,8 @@ def _start_alone(conn: Connection, pending: Sequence[Pending]) -> BatchStories:
     names the stories it delivers. The others' links name no story (NULL): nearly all stay
     alone, and their stories of one are written only if another item joins them
     (`_regroup`), which left a cold cycle's assignment a tenth of its story rows to write."""
-    matched = [p for p in pending if p.matched]
-    ids = _new_story_ids(conn, len(matched))
-    _insert_new_stories(conn, [_own_story(i, p) for i, p in zip(ids, matched, strict=True)])
-    own = BatchStories(zip((p.item_id for p in matched), ids, strict=True))
+    written = _write_own_stories(conn, [p for p in pending if p.matched])
+    own = BatchStories((item_id, story_id) for story_id, item_id in written)
     _link_items(conn, list(own.items()), [p.item_id for p in pending if not p.matched])
     return own
 
@@ -670,25 +668,25 @@ def write_matched_stories(conn: Connection, item_ids: Iterable[int]) -> int:
     Items without a link (not placed yet) are left to the next assignment, and items
     already in a written story to it. A kept index of another process that still holds
     such a story as unwritten joins the written one when an item joins it (`_woken`)."""
-    unwritten_links = select(item_stories.c.item_id).where(
-        item_stories.c.item_id.in_(bindparam("ids", expanding=True)),
-        item_stories.c.story_id.is_(None),
+    linked = _story_ids(conn, item_ids)
+    lone = sorted(i for i, story in linked.items() if story is not None and unwritten(story))
+    found = [p for chunk in _chunks(lone) for p in _read_pending(conn, chunk, placed=True)]
+    written = _write_own_stories(conn, [p for p in found if p.matched])
+    _move_items(conn, written, [])
+    return len(written)
+
+
+def _write_own_stories(conn: Connection, records: Sequence[Pending]) -> list[tuple[int, int]]:
+    """Write a story of one item for each record, from it; (story id, item id) pairs."""
+    ids = _new_story_ids(conn, len(records))
+    _insert_new_stories(
+        conn,
+        [
+            (story_id, p.item_id, p.appeared_at, p.appeared_at, 1, p.actors, p.topics, p.terms)
+            for story_id, p in zip(ids, records, strict=True)
+        ],
     )
-    lone = [
-        i for chunk in _chunks(item_ids) for (i,) in conn.execute(unwritten_links, {"ids": chunk})
-    ]
-    found = [p for chunk in _chunks(sorted(lone)) for p in _read_pending(conn, chunk, placed=True)]
-    matched = [p for p in found if p.matched]
-    ids = _new_story_ids(conn, len(matched))
-    _insert_new_stories(conn, [_own_story(i, p) for i, p in zip(ids, matched, strict=True)])
-    _move_items(conn, [(i, p.item_id) for i, p in zip(ids, matched, strict=True)], [])
-    return len(matched)
-
-
-def _own_story(story_id: int, p: Pending) -> tuple[Any, ...]:
-    """The row of a story of one item (`_insert_new_stories`): its id, then
-    `_STORY_COLUMNS` from the item's record."""
-    return (story_id, p.item_id, p.appeared_at, p.appeared_at, 1, p.actors, p.topics, p.terms)
+    return [(story_id, p.item_id) for story_id, p in zip(ids, records, strict=True)]
 
 
 def _regroup(
